@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+"""Probe SSH reachability between nodes with host key checking left on.
+
+Plain Python. ``classify_ssh_error`` turns ssh's stderr into a cause and a
+fix; ``probe`` retries transient failures (sshd still starting) until a
+deadline and gives up at once on permanent ones (a changed host key).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+TRANSIENT = "transient"
+PERMANENT = "permanent"
+
+_CAUSES = (
+    ("Host key verification failed", PERMANENT,
+     "the host key of {peer} is not the one in known_hosts (container replaced or key changed)",
+     "re-run the ssh_keys and node_containers stages (ansible-playbook site.yml); host checking stays on"),
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", PERMANENT,
+     "the host key of {peer} changed since the mesh was built",
+     "re-run the ssh_keys and node_containers stages (ansible-playbook site.yml); host checking stays on"),
+    ("Permission denied", PERMANENT,
+     "{peer} refused the cluster key",
+     "re-run the node_containers stage so the node installs the current authorized_keys"),
+    ("Could not resolve hostname", PERMANENT,
+     "{peer} does not resolve",
+     "check the node name in the inventory and that the node's container is on the cluster network"),
+    ("Connection refused", TRANSIENT, "sshd on {peer} is not accepting connections",
+     "check that the node container runs (docker ps) and sshd is its main process"),
+    ("Connection timed out", TRANSIENT, "{peer} did not answer in time",
+     "check the node container and the network"),
+    ("No route to host", TRANSIENT, "no route to {peer}", "check the node's IP and the docker network"),
+    ("Connection closed", TRANSIENT, "{peer} closed the connection (sshd starting?)",
+     "check the node container's logs"),
+    ("Connection reset", TRANSIENT, "{peer} reset the connection (sshd starting?)",
+     "check the node container's logs"),
+)
+
+
+def classify_ssh_error(stderr, peer):
+    """Return (kind, cause, fix) for an ssh failure's stderr."""
+    for needle, kind, cause, fix in _CAUSES:
+        if needle in (stderr or ""):
+            return kind, cause.format(peer=peer), fix.format(peer=peer)
+    text = (stderr or "").strip().splitlines()
+    return TRANSIENT, "ssh to %s failed: %s" % (peer, text[-1] if text else "no output"), \
+        "check the node container and its sshd logs (docker logs %s)" % peer
+
+
+def ssh_argv(hops, command, connect_timeout=5):
+    """argv for running ``command`` through a chain of ssh hops."""
+    argv = []
+    for hop in hops:
+        argv += ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=%d" % connect_timeout, hop]
+    return argv + list(command)
+
+
+def probe(hops, deadline, connect_timeout=5, runner=None, sleep=time.sleep, clock=time.monotonic):
+    """Run ``hostname`` through ``hops`` until it answers or the deadline passes.
+
+    Returns dict(ok, hops, answered_as, attempts, seconds, cause, fix).
+    """
+    runner = runner or _run
+    started = clock()
+    attempts = 0
+    while True:
+        attempts += 1
+        rc, out, err = runner(ssh_argv(hops, ["hostname"], connect_timeout), connect_timeout * len(hops) + 5)
+        if rc == 0:
+            return dict(ok=True, hops=list(hops), answered_as=out.strip(), attempts=attempts,
+                        seconds=round(clock() - started, 3), cause=None, fix=None)
+        kind, cause, fix = classify_ssh_error(err, hops[-1])
+        if kind == PERMANENT or clock() >= deadline:
+            return dict(ok=False, hops=list(hops), answered_as=None, attempts=attempts,
+                        seconds=round(clock() - started, 3), cause=cause, fix=fix,
+                        stderr=(err or "").strip()[-500:])
+        sleep(min(0.25 * attempts, 1.0))
+
+
+def _run(argv, timeout):
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return 255, "", "Connection timed out (no answer in %ss)" % timeout
+    return proc.returncode, proc.stdout, proc.stderr

@@ -1,0 +1,59 @@
+"""Make the project's plugins importable the way Ansible loads them.
+
+``python_plugins/module_utils/<name>.py`` becomes ``ansible.module_utils.<name>``
+and ``python_plugins/modules`` goes on sys.path, so tests import modules and
+their parsers exactly as the controller would.
+"""
+
+import importlib.util
+import pathlib
+import sys
+
+import ansible.module_utils  # noqa: F401  (the package we register into)
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PLUGINS = ROOT / "python_plugins"
+FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
+
+
+def _register_module_utils():
+    for path in sorted((PLUGINS / "module_utils").glob("*.py")):
+        name = "ansible.module_utils." + path.stem
+        if name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+
+
+_register_module_utils()
+for sub in ("modules", "callback", "filter"):
+    path = str(PLUGINS / sub)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+import json  # noqa: E402
+
+import pytest  # noqa: E402
+from ansible.module_utils.testing import patch_module_args  # noqa: E402
+
+
+@pytest.fixture
+def run_module(capsys):
+    """Run a module's ``main()`` with ``args``; return its parsed JSON result.
+
+    The result dict gets ``failed`` set the way Ansible would read it.
+    """
+
+    def _run(module, args):
+        with patch_module_args(args):
+            with pytest.raises(SystemExit):
+                module.main()
+        out = capsys.readouterr().out
+        result = json.loads(out)
+        result.setdefault("failed", False)
+        return result
+
+    return _run
