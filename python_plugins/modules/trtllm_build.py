@@ -1,0 +1,347 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: trtllm_build
+short_description: Build a TensorRT-LLM engine once per set of inputs, atomically
+description:
+  - Derives the engine directory from its inputs (C(<model_name|family>-<dtype>[-wo_int8|-wo_int4]-tp<T>-pp<P>)
+    under O(engine_root)) so the build and the run always agree.
+  - Skips the build (C(changed=false), C(cache_hit=true)) when C(<engine_dir>/mtrt-build.json) records the
+    same inputs hash and every rank's engine file is there.
+  - Otherwise builds into C(<engine_dir>.tmp-<pid>) with the flow of O(version) (legacy build.py for 0.7.x;
+    convert_checkpoint.py then trtllm-build for 0.8+) and moves it into place only when the build succeeded
+    and the engine is complete; an interrupted build is never taken as done.
+  - Runs the tools directly (not under mpirun, where the legacy build fails); put O(engine_root) on the
+    directory every node mounts.
+author:
+  - mpi-trt-ansible contributors
+version_added: "1.0.0"
+options:
+  version:
+    description: Installed tensorrt_llm version (C(trtllm_facts) C(version)); picks the flow and the options.
+    type: str
+    required: true
+  family:
+    description: Model family, one of V(chatglm), V(llama), V(gpt), V(qwen).
+    type: str
+    required: true
+  model_name:
+    description: Legacy chatglm build.py C(--model_name) (V(chatglm_6b), V(chatglm2_6b), V(chatglm3_6b), ...); unset for other cases.
+    type: str
+  model_dir:
+    description: Hugging Face model directory (absolute, as seen from the building node).
+    type: path
+    required: true
+  dtype:
+    description: Compute dtype.
+    type: str
+    choices: [float16, bfloat16, float32]
+    default: float16
+  quantization:
+    description: Weight-only quantization.
+    type: str
+    choices: [none, wo_int8, wo_int4]
+    default: none
+  tp_size:
+    description: Tensor parallel size.
+    type: int
+    default: 1
+  pp_size:
+    description: Pipeline parallel size.
+    type: int
+    default: 1
+  gpus_per_node:
+    description:
+      - GPUs visible per node container. Written into the engine (trtllm-build C(--gpus_per_node)) for
+        versions >= 0.11; for 0.7-0.10 only build.py's build GPU choice (the runtime needs the patch, see trtllm_facts).
+      - Unset means the runtime default 8.
+    type: int
+  max_batch_size:
+    description: Engine maximum batch size.
+    type: int
+    default: 1
+  max_input_len:
+    description: Engine maximum input length (tokens).
+    type: int
+    default: 1024
+  max_output_len:
+    description: Engine maximum output length (tokens); C(--max_seq_len) = input + output from 0.11.
+    type: int
+    default: 1024
+  extra_convert_args:
+    description: Extra arguments for convert_checkpoint.py (part of the inputs hash).
+    type: list
+    elements: str
+    default: []
+  extra_build_args:
+    description: Extra arguments for build.py or trtllm-build, e.g. plugins (part of the inputs hash).
+    type: list
+    elements: str
+    default: []
+  engine_root:
+    description: Directory holding the engine directories, on the shared mount.
+    type: path
+    required: true
+  examples_dir:
+    description: TensorRT-LLM examples directory (C(trtllm_facts) C(examples_dir)).
+    type: path
+    required: true
+  family_dir:
+    description: Directory of the family's scripts (C(trtllm_facts) C(family_dir)); default C(<examples_dir>/<family>).
+    type: path
+  python:
+    description: Python interpreter that runs the build scripts.
+    type: str
+    default: python3
+  trtllm_build:
+    description: The C(trtllm-build) command.
+    type: str
+    default: trtllm-build
+  keep_checkpoint:
+    description: Keep the converted checkpoint (C(<engine_dir>.ckpt)) of the modern flow.
+    type: bool
+    default: false
+  force:
+    description: Rebuild even when the engine matches.
+    type: bool
+    default: false
+  timeout_s:
+    description: Bound on the whole build in seconds; on expiry the tool's process group is killed.
+    type: int
+    default: 3600
+notes:
+  - "Check mode: supported; reports C(would_build) and the commands without running them."
+"""
+
+EXAMPLES = r"""
+- name: Build the engine on the shared directory
+  trtllm_build:
+    version: "{{ trtllm_engine_facts.version }}"
+    family: chatglm
+    model_name: chatglm2_6b
+    model_dir: /TRTDir/Models/chatglm2-6b
+    dtype: float16
+    quantization: wo_int8
+    tp_size: 2
+    gpus_per_node: 1
+    engine_root: /TRTDir/engines
+    examples_dir: "{{ trtllm_engine_facts.examples_dir }}"
+  register: trtllm_engine_build
+"""
+
+RETURN = r"""
+mtrt_kind:
+  description: Always C(trtllm_build).
+  returned: always
+  type: str
+  sample: trtllm_build
+engine_dir:
+  description: Engine directory derived from the inputs.
+  returned: always
+  type: str
+  sample: /TRTDir/engines/chatglm2_6b-float16-wo_int8-tp2-pp1
+engine_name:
+  description: Basename of RV(engine_dir).
+  returned: always
+  type: str
+  sample: chatglm2_6b-float16-wo_int8-tp2-pp1
+inputs:
+  description: The inputs that define the engine (what the hash covers).
+  returned: always
+  type: dict
+inputs_hash:
+  description: sha256 of the canonical JSON of RV(inputs), recorded in C(mtrt-build.json).
+  returned: always
+  type: str
+flow:
+  description: V(legacy) or V(modern).
+  returned: always
+  type: str
+  sample: legacy
+cache_hit:
+  description: True when a complete engine with the same inputs hash was already there.
+  returned: always
+  type: bool
+built:
+  description: True when this run built (and moved into place) a new engine.
+  returned: always
+  type: bool
+would_build:
+  description: Whether a build is (or in check mode would be) needed.
+  returned: always
+  type: bool
+commands:
+  description: Each step - C(name), C(argv), C(rc), C(duration_s), C(timed_out), C(stdout_tail), C(stderr_tail) (rc null when not run).
+  returned: always
+  type: list
+  elements: dict
+duration_s:
+  description: Seconds spent building (0 on a cache hit).
+  returned: always
+  type: float
+engine:
+  description: Engine metadata parsed from config.json and the files (flow, tp, pp, world_size, gpus_per_node, dtype, quantization, expected/missing files, complete); null before a build.
+  returned: always
+  type: dict
+gpus_per_node_fix:
+  description: How this version uses O(gpus_per_node) (see trtllm_facts).
+  returned: always
+  type: dict
+"""
+
+import json
+import os
+import shutil
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.mtrt_proc import run_bounded, tail
+from ansible.module_utils.trtllm_command import (HASH_FILE, TrtllmConfigError, build_plan,
+                                                 engine_dir_name, engine_hash_inputs,
+                                                 engine_inputs_hash, gpus_per_node_fix,
+                                                 normalize_engine_spec)
+from ansible.module_utils.trtllm_output import parse_engine_config
+
+
+def read_engine(path):
+    """Engine metadata of a directory, or None when it has no readable config.json."""
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return parse_engine_config(config, os.listdir(path))
+
+
+def read_record(path):
+    try:
+        with open(os.path.join(path, HASH_FILE), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return {}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            version=dict(type="str", required=True),
+            family=dict(type="str", required=True),
+            model_name=dict(type="str"),
+            model_dir=dict(type="path", required=True),
+            dtype=dict(type="str", default="float16", choices=["float16", "bfloat16", "float32"]),
+            quantization=dict(type="str", default="none", choices=["none", "wo_int8", "wo_int4"]),
+            tp_size=dict(type="int", default=1),
+            pp_size=dict(type="int", default=1),
+            gpus_per_node=dict(type="int"),
+            max_batch_size=dict(type="int", default=1),
+            max_input_len=dict(type="int", default=1024),
+            max_output_len=dict(type="int", default=1024),
+            extra_convert_args=dict(type="list", elements="str", default=[]),
+            extra_build_args=dict(type="list", elements="str", default=[]),
+            engine_root=dict(type="path", required=True),
+            examples_dir=dict(type="path", required=True),
+            family_dir=dict(type="path"),
+            python=dict(type="str", default="python3"),
+            trtllm_build=dict(type="str", default="trtllm-build"),
+            keep_checkpoint=dict(type="bool", default=False),
+            force=dict(type="bool", default=False),
+            timeout_s=dict(type="int", default=3600),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    result = dict(mtrt_kind="trtllm_build", changed=False, engine_dir=None, engine_name=None,
+                  inputs=None, inputs_hash=None, flow=None, cache_hit=False, built=False,
+                  would_build=False, commands=[], duration_s=0.0, engine=None,
+                  gpus_per_node_fix=None)
+    try:
+        spec = normalize_engine_spec(p)
+    except TrtllmConfigError as exc:
+        module.fail_json(msg=str(exc), **result)
+    name = engine_dir_name(spec)
+    engine_dir = os.path.join(p["engine_root"], name)
+    inputs = engine_hash_inputs(spec)
+    digest = engine_inputs_hash(inputs)
+    result.update(engine_dir=engine_dir, engine_name=name, inputs=inputs, inputs_hash=digest,
+                  flow=spec["flow"],
+                  gpus_per_node_fix=gpus_per_node_fix(spec["version"], spec["gpus_per_node"]))
+
+    if os.path.isdir(engine_dir) and not p["force"]:
+        engine = read_engine(engine_dir)
+        if engine and engine["complete"] and read_record(engine_dir).get("inputs_hash") == digest:
+            result.update(cache_hit=True, engine=engine)
+            module.exit_json(**result)
+    if not os.path.isdir(spec["model_dir"]):
+        module.fail_json(msg="model_dir %s does not exist on %s; put the Hugging Face model there "
+                             "(on the shared mount) or fix model_dir" % (spec["model_dir"],
+                                                                         os.uname()[1]), **result)
+
+    tmp_dir = "%s.tmp-%d" % (engine_dir, os.getpid())
+    ckpt_dir = "%s.ckpt" % engine_dir
+    plan = build_plan(spec, p["examples_dir"], tmp_dir, ckpt_dir, python=p["python"],
+                      trtllm_build=p["trtllm_build"], family_dir=p["family_dir"])
+    result["would_build"] = True
+    result["commands"] = [dict(name=s["name"], argv=s["argv"], rc=None, duration_s=0.0,
+                               timed_out=False, stdout_tail="", stderr_tail="") for s in plan]
+    if module.check_mode:
+        result["changed"] = True
+        module.exit_json(**result)
+
+    os.makedirs(p["engine_root"], exist_ok=True)
+    for stale in (tmp_dir, ckpt_dir):
+        shutil.rmtree(stale, ignore_errors=True)
+    os.makedirs(tmp_dir)
+    started = time.monotonic()
+
+    def fail(msg):
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        if not p["keep_checkpoint"]:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        result["duration_s"] = round(time.monotonic() - started, 3)
+        module.fail_json(msg=msg, **result)
+
+    for step, record in zip(plan, result["commands"]):
+        left = p["timeout_s"] - (time.monotonic() - started)
+        try:
+            run = run_bounded(step["argv"], max(left, 1), cwd=step["cwd"])
+        except OSError as exc:
+            fail("%s could not start: %s (argv[0]=%s)" % (step["name"], exc, step["argv"][0]))
+        record.update(rc=run["rc"], duration_s=run["duration_s"], timed_out=run["timed_out"],
+                      stdout_tail=tail(run["stdout"]), stderr_tail=tail(run["stderr"]))
+        if run["timed_out"]:
+            fail("%s timed out after timeout_s=%d s (killed); raise timeout_s or check the build "
+                 "node. Last output: %s" % (step["name"], p["timeout_s"],
+                                            tail(run["stderr"] or run["stdout"], 5)))
+        if run["rc"] != 0:
+            fail("%s failed with rc=%s: %s" % (step["name"], run["rc"],
+                                               tail(run["stderr"] or run["stdout"], 15)))
+
+    engine = read_engine(tmp_dir)
+    result["engine"] = engine
+    if not engine or not engine["complete"]:
+        fail("the build exited 0 but the engine in %s is incomplete: %s" % (
+            tmp_dir, "; ".join(engine["problems"]) if engine else "no readable config.json"))
+    with open(os.path.join(tmp_dir, HASH_FILE), "w", encoding="utf-8") as handle:
+        json.dump({"inputs_hash": digest, "inputs": inputs,
+                   "commands": [s["argv"] for s in plan],
+                   "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+                  handle, indent=2, sort_keys=True)
+    old_dir = "%s.old-%d" % (engine_dir, os.getpid())
+    if os.path.isdir(engine_dir):
+        os.rename(engine_dir, old_dir)
+    os.rename(tmp_dir, engine_dir)
+    shutil.rmtree(old_dir, ignore_errors=True)
+    if not p["keep_checkpoint"]:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    result.update(changed=True, built=True, duration_s=round(time.monotonic() - started, 3),
+                  engine=read_engine(engine_dir))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,354 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: trtllm_run
+short_description: Run TensorRT-LLM examples/run.py under mpirun and parse its results
+description:
+  - Reads the engine's config.json, checks the world contract before launching (engine tp x pp, C(-np),
+    hostfile slots, GPUs per container and the device each rank will pick, C(rank % gpus_per_node)) and
+    refuses with every problem named.
+  - Launches one rank per engine rank with mpirun (hostfile, MCA parameters, C(-x) environment) under a
+    deadline; on time-out the whole process group is killed.
+  - Parses rank 0's output into prompts (input text, one output per beam), the profiling latency (every
+    rank prints one) and the version banners. run.py prints no token counts, so those stay null.
+  - Only observes; C(changed) is always false.
+author:
+  - mpi-trt-ansible contributors
+version_added: "1.0.0"
+options:
+  version:
+    description: Installed tensorrt_llm version (C(trtllm_facts) C(version)); decides which run.py options exist.
+    type: str
+    required: true
+  run_py:
+    description: Path of examples/run.py, the same on every node (C(trtllm_facts) C(tools.run_py)).
+    type: str
+    required: true
+  engine_dir:
+    description: Engine directory on the shared mount (C(trtllm_build) C(engine_dir)).
+    type: str
+    required: true
+  tokenizer_dir:
+    description: Tokenizer (Hugging Face model) directory; always passed, run.py would otherwise download C(gpt2).
+    type: str
+    required: true
+  input_texts:
+    description: Prompts, one C(Input [Text i]) each.
+    type: list
+    elements: str
+    required: true
+  max_output_len:
+    description: Tokens to generate per prompt.
+    type: int
+    required: true
+  num_beams:
+    description: Beam width.
+    type: int
+    default: 1
+  temperature:
+    description: Sampling temperature (run.py default when unset).
+    type: float
+  top_k:
+    description: Top-k sampling.
+    type: int
+  top_p:
+    description: Top-p sampling.
+    type: float
+  repetition_penalty:
+    description: Repetition penalty.
+    type: float
+  length_penalty:
+    description: Length penalty.
+    type: float
+  max_input_length:
+    description: Truncate prompts to this many tokens.
+    type: int
+  run_profiling:
+    description: Pass C(--run_profiling) (tensorrt_llm >= 0.8 only; refused for older).
+    type: bool
+    default: false
+  use_py_session:
+    description: Use the Python session. Forced on when the version needs the model_runner.py gpus_per_node patch.
+    type: bool
+    default: false
+  extra_args:
+    description: Extra run.py arguments, placed before C(--input_text).
+    type: list
+    elements: str
+    default: []
+  gpus_per_node:
+    description:
+      - GPUs visible per node container (an int for all nodes). Used for the device preflight and to pick the
+        version's gpus_per_node fix. Unset skips the GPU checks.
+    type: int
+  hostfile:
+    description: Open MPI hostfile as seen from the launcher; its slots decide rank placement.
+    type: str
+    required: true
+  np:
+    description: Ranks to launch; default the engine's tp x pp (a different value is refused).
+    type: int
+  mca:
+    description: Open MPI MCA parameters, name -> value.
+    type: dict
+    default: {}
+  env:
+    description: Environment variables set for mpirun and exported to every rank with C(-x).
+    type: dict
+    default: {}
+  mpirun:
+    description: The mpirun command.
+    type: str
+    default: mpirun
+  python:
+    description: Python interpreter every rank runs run.py with.
+    type: str
+    default: python3
+  timeout_s:
+    description: Bound on the whole mpirun, in seconds.
+    type: int
+    default: 600
+notes:
+  - "Check mode: supported; runs the preflight and returns the command without launching."
+"""
+
+EXAMPLES = r"""
+- name: Run inference across the nodes
+  trtllm_run:
+    version: "{{ trtllm_engine_facts.version }}"
+    run_py: "{{ trtllm_engine_facts.tools.run_py }}"
+    engine_dir: "{{ trtllm_engine_build.engine_dir }}"
+    tokenizer_dir: /TRTDir/Models/chatglm2-6b
+    input_texts: ["Hello tell me about huawei"]
+    max_output_len: 200
+    gpus_per_node: 1
+    hostfile: /etc/mtrt/cluster/hostfile
+    mca: {btl_tcp_if_include: 192.168.123.0/24}
+    env: {NCCL_SOCKET_IFNAME: eth0}
+  register: trtllm_inference_result
+"""
+
+RETURN = r"""
+mtrt_kind:
+  description: Always C(trtllm_run).
+  returned: always
+  type: str
+  sample: trtllm_run
+cmd:
+  description: The mpirun argv.
+  returned: always
+  type: list
+  elements: str
+rc:
+  description: mpirun's exit status; null when not run or timed out.
+  returned: always
+  type: int
+timed_out:
+  description: True when the run hit O(timeout_s) and was killed.
+  returned: always
+  type: bool
+duration_s:
+  description: Seconds the run took.
+  returned: always
+  type: float
+engine:
+  description: Engine metadata (flow, tp, pp, world_size, gpus_per_node, dtype, quantization, files).
+  returned: always
+  type: dict
+world:
+  description: C(np), C(gpus_per_node) the runtime uses, C(ranks) (rank -> host, device), C(problems).
+  returned: always
+  type: dict
+use_py_session:
+  description: Whether run.py ran the Python session.
+  returned: always
+  type: bool
+prompts:
+  description: Per prompt - C(index), C(input_text), C(outputs) (list of C(seq), C(beam), C(text), C(token_count)), C(output_token_count) (null; run.py prints none).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{index: 0, input_text: "Hello tell me about huawei", output_token_count: null,
+            outputs: [{seq: null, beam: 0, text: " Huawei is a Chinese company.", token_count: null}]}]
+profiling:
+  description: Every C(--run_profiling) line - C(batch_size), C(iterations), C(latency_s) (one per rank).
+  returned: always
+  type: list
+  elements: dict
+latency_s:
+  description: Average latency of one batch (slowest rank); null without profiling.
+  returned: always
+  type: float
+throughput_prompts_per_s:
+  description: Batch size / RV(latency_s); null without profiling.
+  returned: always
+  type: float
+tokens_per_s:
+  description: Null (run.py prints no token counts).
+  returned: always
+  type: float
+versions:
+  description: Versions from the ranks' banners.
+  returned: always
+  type: list
+  elements: str
+warnings_parse:
+  description: Malformed or unclosed records found while parsing.
+  returned: always
+  type: list
+  elements: str
+stdout_tail:
+  description: Last lines of stdout.
+  returned: always
+  type: str
+stderr_tail:
+  description: Last lines of stderr.
+  returned: always
+  type: str
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.mtrt_mpi import HostfileError, mpirun_argv, parse_hostfile
+from ansible.module_utils.mtrt_proc import run_bounded, tail
+from ansible.module_utils.trtllm_command import (DEFAULT_GPUS_PER_NODE, TrtllmConfigError,
+                                                 check_world, gpus_per_node_fix, rank_devices,
+                                                 run_py_argv)
+from ansible.module_utils.trtllm_output import parse_engine_config, parse_run_output
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            version=dict(type="str", required=True),
+            run_py=dict(type="str", required=True),
+            engine_dir=dict(type="str", required=True),
+            tokenizer_dir=dict(type="str", required=True),
+            input_texts=dict(type="list", elements="str", required=True),
+            max_output_len=dict(type="int", required=True),
+            num_beams=dict(type="int", default=1),
+            temperature=dict(type="float"),
+            top_k=dict(type="int"),
+            top_p=dict(type="float"),
+            repetition_penalty=dict(type="float"),
+            length_penalty=dict(type="float"),
+            max_input_length=dict(type="int"),
+            run_profiling=dict(type="bool", default=False),
+            use_py_session=dict(type="bool", default=False),
+            extra_args=dict(type="list", elements="str", default=[]),
+            gpus_per_node=dict(type="int"),
+            hostfile=dict(type="str", required=True),
+            np=dict(type="int"),
+            mca=dict(type="dict", default={}),
+            env=dict(type="dict", default={}),
+            mpirun=dict(type="str", default="mpirun"),
+            python=dict(type="str", default="python3"),
+            timeout_s=dict(type="int", default=600),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    result = dict(mtrt_kind="trtllm_run", changed=False, cmd=[], rc=None, timed_out=False,
+                  duration_s=0.0, engine=None, world=None, use_py_session=p["use_py_session"],
+                  prompts=[], profiling=[], latency_s=None, throughput_prompts_per_s=None,
+                  tokens_per_s=None, versions=[], warnings_parse=[], stdout_tail="",
+                  stderr_tail="")
+
+    try:
+        with open(os.path.join(p["engine_dir"], "config.json"), encoding="utf-8") as handle:
+            engine = parse_engine_config(json.load(handle), os.listdir(p["engine_dir"]))
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="engine_dir %s has no readable config.json (%s); run the build_engine "
+                             "stage first or fix engine_dir" % (p["engine_dir"], exc), **result)
+    result["engine"] = engine
+    if not engine["complete"]:
+        module.fail_json(msg="engine in %s is not usable: %s; rebuild it (build_engine stage)"
+                             % (p["engine_dir"], "; ".join(engine["problems"])), **result)
+    try:
+        with open(p["hostfile"], encoding="utf-8") as handle:
+            hosts_slots = parse_hostfile(handle.read())
+    except (OSError, HostfileError) as exc:
+        module.fail_json(msg="hostfile %s: %s" % (p["hostfile"], exc), **result)
+
+    # gpus_per_node the runtime will use: the engine's for versions that read
+    # it, else the patched value (the patch is applied beforehand on every
+    # node; trtllm_facts reports it), else the default 8.
+    try:
+        fix = gpus_per_node_fix(p["version"], p["gpus_per_node"])
+    except TrtllmConfigError as exc:
+        module.fail_json(msg=str(exc), **result)
+    if fix["method"] == "build_option":
+        runtime_gpn = engine["gpus_per_node"] or DEFAULT_GPUS_PER_NODE
+    else:
+        runtime_gpn = fix["gpus_per_node"]
+    use_py = p["use_py_session"] or "--use_py_session" in fix["run_args"]
+    result["use_py_session"] = use_py
+    tp, pp = engine["tp"], engine["pp"]
+    np = p["np"] or tp * pp
+    problems = check_world(tp, pp, np, hosts_slots,
+                           p["gpus_per_node"] if p["gpus_per_node"] else {}, runtime_gpn)
+    ranks = rank_devices(hosts_slots, np, runtime_gpn) or {}
+    result["world"] = dict(np=np, tp=tp, pp=pp, gpus_per_node=runtime_gpn,
+                           gpus_per_node_fix=fix["method"],
+                           ranks={str(r): v for r, v in sorted(ranks.items())},
+                           problems=problems)
+    if problems:
+        module.fail_json(msg="refusing to launch run.py: " + " ".join(problems), **result)
+
+    try:
+        command = run_py_argv(
+            p["version"], p["run_py"], p["engine_dir"], p["tokenizer_dir"], p["input_texts"],
+            p["max_output_len"], num_beams=p["num_beams"], temperature=p["temperature"],
+            top_k=p["top_k"], top_p=p["top_p"], repetition_penalty=p["repetition_penalty"],
+            length_penalty=p["length_penalty"], max_input_length=p["max_input_length"],
+            run_profiling=p["run_profiling"], use_py_session=use_py, extra_args=p["extra_args"],
+            python=p["python"])
+    except TrtllmConfigError as exc:
+        module.fail_json(msg=str(exc), **result)
+    env = {str(k): str(v) for k, v in (p["env"] or {}).items()}
+    result["cmd"] = mpirun_argv(command, np, hostfile=p["hostfile"], mca=p["mca"],
+                                env_names=sorted(env), mpirun=p["mpirun"])
+    if module.check_mode:
+        module.exit_json(**result)
+
+    try:
+        run = run_bounded(result["cmd"], p["timeout_s"], env=env)
+    except OSError as exc:
+        module.fail_json(msg="%s could not start: %s" % (p["mpirun"], exc), **result)
+    parsed = parse_run_output(run["stdout"])
+    result.update(rc=run["rc"], timed_out=run["timed_out"], duration_s=run["duration_s"],
+                  prompts=parsed["prompts"], profiling=parsed["profiling"],
+                  latency_s=parsed["latency_s"],
+                  throughput_prompts_per_s=parsed["throughput_prompts_per_s"],
+                  tokens_per_s=parsed["tokens_per_s"], versions=parsed["versions"],
+                  warnings_parse=parsed["warnings"], stdout_tail=tail(run["stdout"]),
+                  stderr_tail=tail(run["stderr"]))
+    err = tail(run["stderr"] or run["stdout"], 15)
+    if run["timed_out"]:
+        module.fail_json(msg="run.py timed out after timeout_s=%d s; every rank was killed. Last "
+                             "output: %s" % (p["timeout_s"], err), **result)
+    if run["rc"] != 0:
+        hint = ""
+        if "invalid device ordinal" in run["stderr"] + run["stdout"]:
+            hint = (" A rank asked for a GPU its container lacks (rank %% gpus_per_node, runtime "
+                    "gpus_per_node=%d): %s" % (runtime_gpn, fix["reason"] or "set gpus_per_node"))
+        module.fail_json(msg="run.py failed with rc=%s.%s Last output: %s" % (run["rc"], hint, err),
+                         **result)
+    expected = len(p["input_texts"])
+    if len(parsed["prompts"]) != expected or any(not x["outputs"] for x in parsed["prompts"]):
+        module.fail_json(msg="run.py exited 0 but printed results for %d of %d prompts (rank 0 "
+                             "prints them; extra_args such as --output_csv suppress them)"
+                             % (sum(1 for x in parsed["prompts"] if x["outputs"]), expected),
+                         **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

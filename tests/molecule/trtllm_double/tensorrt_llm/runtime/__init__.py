@@ -1,0 +1,1 @@
+from tensorrt_llm.runtime.model_runner import ModelRunner  # noqa: F401
