@@ -2,7 +2,7 @@
 
 Runs only with ``MTRT_INTEGRATION=1``; the inventory is ``$MTRT_TEST_INVENTORY``
 (default ``inventory/local``). Each run brings the cluster up (idempotently) on
-the docker host; ``playbooks/teardown.yml`` is left to the caller.
+the docker host and tears it down with ``playbooks/teardown.yml`` at the end.
 
     MTRT_INTEGRATION=1 .venv/bin/python -m pytest tests/integration -q
 """
@@ -54,7 +54,10 @@ def bring_up(inventory, pdd):
     events = []
     result = api.run_pipeline(inventory=inventory, on_event=events.append, private_data_dir=pdd,
                               timeout=1800)
-    return result, events
+    yield result, events
+    down = api.run_pipeline(inventory=inventory, playbook="playbooks/teardown.yml", private_data_dir=pdd,
+                            timeout=600)
+    assert down.ok, down.failures
 
 
 def _stage_numbers(events):
