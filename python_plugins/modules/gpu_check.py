@@ -1,0 +1,339 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Check GPUs across MPI ranks: rank -> device mapping, NCCL all-reduce bandwidth."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: gpu_check
+short_description: Run a GPU probe under mpirun (rank -> device mapping, or NCCL all-reduce bandwidth)
+description:
+  - O(check=rank_device) runs C(mtrt_rank_device.py) under the same mpirun settings as inference; every rank
+    reports the device it will use (C(rank % gpus_per_node)) and whether it exists. Fails with one sentence per
+    rank that would hit "invalid device ordinal", naming the rank, host, GPU and the setting to change.
+  - O(check=nccl_allreduce) runs C(mtrt_nccl_allreduce.py) (PyTorch distributed, NCCL, one rank per GPU) and
+    returns algbw/busbw per size like nccl-tests, the NCCL transport (P2P, SHM, NET, NVLS, from
+    C(NCCL_DEBUG=INFO)) and a verdict against the NVLink limit.
+  - Bounded by O(timeout_s); the process group is killed on expiry. Never changes anything.
+  - C(NCCL_NVLS_ENABLE=0) is exported unless O(env) sets it.
+author: mpi-trt-ansible
+version_added: "1.0.0"
+options:
+  check:
+    description: Which probe to run.
+    type: str
+    required: true
+    choices: [rank_device, nccl_allreduce]
+  hostfile:
+    description: Open MPI hostfile on the launcher. Required unless O(hosts) is given.
+    type: path
+  hosts:
+    description: Hosts as C(name:slots) strings, used as C(--host) when no O(hostfile) is given.
+    type: list
+    elements: str
+  np:
+    description: Number of ranks. Defaults to all slots of the hostfile or O(hosts).
+    type: int
+  script:
+    description: Path of the probe script as seen on every node.
+    type: path
+    required: true
+  python:
+    description: Python on the nodes (torch for C(nccl_allreduce); mpi4py optional for C(rank_device)).
+    type: str
+    default: python3
+  mpirun:
+    description: mpirun to use; resolved to an absolute path.
+    type: str
+    default: mpirun
+  gpus_per_node:
+    description: Device of a rank is C(rank % gpus_per_node); 0 lets each rank use what it sees (rank_device)
+      or its local rank (nccl_allreduce).
+    type: int
+    default: 0
+  master_addr:
+    description: Rendezvous host for NCCL; default the first host of the hostfile (or O(hosts)).
+    type: str
+    default: ""
+  master_port:
+    description: Rendezvous TCP port on O(master_addr).
+    type: int
+    default: 29551
+  min_bytes:
+    description: Smallest all-reduce size in bytes.
+    type: int
+    default: 1024
+  max_bytes:
+    description: Largest all-reduce size in bytes (NVLink peaks only at 1 GiB and above).
+    type: int
+    default: 1073741824
+  iterations:
+    description: Timed all-reduce calls per size.
+    type: int
+    default: 20
+  warmup:
+    description: Untimed all-reduce calls per size.
+    type: int
+    default: 5
+  nccl_debug:
+    description: Export C(NCCL_DEBUG=INFO) so the transport can be read from the log.
+    type: bool
+    default: true
+  min_busbw_gbps:
+    description: Fail when busbw at the largest size is below this (0 never fails on bandwidth).
+    type: float
+    default: 0
+  nvlink_expected:
+    description: Say so in the verdict when NCCL does not use P2P/NVLS (e.g. the GPUs have NVLink but the ranks
+      sit in separate containers).
+    type: bool
+    default: false
+  timeout_s:
+    description: Seconds before the launch is killed and reported as timed out.
+    type: int
+    default: 300
+  mca:
+    description: MCA parameters passed as C(--mca name value).
+    type: dict
+    default: {}
+  env:
+    description: Environment variables set for mpirun and exported to every rank with C(-x).
+    type: dict
+    default: {}
+  extra_args:
+    description: Extra mpirun arguments, placed before the command.
+    type: list
+    elements: str
+    default: []
+notes:
+  - Supports check mode (reports the command it would run).
+"""
+
+EXAMPLES = r"""
+- name: Check that every rank finds its GPU
+  gpu_check:
+    check: rank_device
+    hostfile: /etc/mtrt/cluster/hostfile
+    script: /etc/mtrt/cluster/mtrt_rank_device.py
+    gpus_per_node: 1
+
+- name: Measure NCCL all-reduce bandwidth
+  gpu_check:
+    check: nccl_allreduce
+    hostfile: /etc/mtrt/cluster/hostfile
+    script: /etc/mtrt/cluster/mtrt_nccl_allreduce.py
+    max_bytes: 4294967296
+    nvlink_expected: true
+"""
+
+RETURN = r"""
+mtrt_kind:
+  description: C(gpu_rank_device) or C(nccl_allreduce).
+  returned: always
+  type: str
+ranks:
+  description: One record per rank (rank, host, local_rank, device, exists, visible_count, ... for rank_device;
+    rank, host, device, device_name for nccl_allreduce).
+  returned: always
+  type: list
+  elements: dict
+results:
+  description: All-reduce rows (size_bytes, count, dtype, iters, time_us, algbw_gbps, busbw_gbps, correct);
+    empty for rank_device.
+  returned: always
+  type: list
+  elements: dict
+largest:
+  description: size_bytes, busbw_gbps and algbw_gbps at the largest size (empty for rank_device).
+  returned: always
+  type: dict
+  sample: {size_bytes: 4294967296, busbw_gbps: 345.55, algbw_gbps: 345.55}
+transport:
+  description: NCCL transports seen (transports, channels, nvls_channels, nodes); empty for rank_device.
+  returned: always
+  type: dict
+  sample: {transports: [P2P], channels: {P2P/CUMEM: 48}, nvls_channels: 0, nodes: 1}
+verdict:
+  description: One sentence on the bandwidth and the link class (empty for rank_device).
+  returned: always
+  type: str
+versions:
+  description: torch and NCCL versions the probe ran with (empty for rank_device).
+  returned: always
+  type: dict
+world_size:
+  description: Ranks that reported.
+  returned: always
+  type: int
+problems:
+  description: Every way the check fell short, one sentence each.
+  returned: always
+  type: list
+  elements: str
+findings:
+  description: Findings that do not fail the check (e.g. two ranks sharing one GPU); also shown as warnings.
+  returned: always
+  type: list
+  elements: str
+command:
+  description: The mpirun argv.
+  returned: always
+  type: list
+rc:
+  description: mpirun's exit status (null when it timed out or did not run).
+  returned: always
+  type: int
+timed_out:
+  description: Whether the launch was killed at O(timeout_s).
+  returned: always
+  type: bool
+duration_s:
+  description: Seconds the launch took.
+  returned: always
+  type: float
+stdout_tail:
+  description: Last lines of standard output (JSON and NCCL INFO lines excluded).
+  returned: always
+  type: str
+stderr_tail:
+  description: Last lines of standard error.
+  returned: always
+  type: str
+"""
+
+import os
+import shutil
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.mtrt_collectives import OutputError
+from ansible.module_utils.mtrt_gpu import (
+    judge_allreduce, nvlink_limit_gbps, parse_nccl_allreduce, parse_rank_device)
+from ansible.module_utils.mtrt_mpi import (
+    HostfileError, expected_placement, mpirun_argv, parse_hostfile)
+from ansible.module_utils.mtrt_proc import run_bounded, tail
+
+KINDS = {"rank_device": "gpu_rank_device", "nccl_allreduce": "nccl_allreduce"}
+
+
+def hosts_slots(module, kind):
+    params = module.params
+    if params["hostfile"]:
+        try:
+            with open(params["hostfile"]) as handle:
+                return parse_hostfile(handle.read())
+        except (OSError, HostfileError) as exc:
+            module.fail_json(msg="cannot use hostfile %s: %s" % (params["hostfile"], exc), mtrt_kind=kind)
+    return [(name, int(slots or 1)) for name, _, slots in
+            (item.partition(":") for item in params["hosts"] or [])]
+
+
+def script_command(p, hosts):
+    command = [p["python"], p["script"], "--gpus-per-node", str(p["gpus_per_node"])]
+    if p["check"] == "nccl_allreduce":
+        command += ["--master-addr", p["master_addr"] or hosts[0][0], "--master-port", str(p["master_port"]),
+                    "--min-bytes", str(p["min_bytes"]), "--max-bytes", str(p["max_bytes"]),
+                    "--iters", str(p["iterations"]), "--warmup", str(p["warmup"]),
+                    "--timeout-s", str(p["timeout_s"])]
+    return command
+
+
+def judge(p, run, np, result):
+    """Parse the probe's output into ``result``; return the problems."""
+    text = run["stdout"] + "\n" + run["stderr"]
+    if p["check"] == "rank_device":
+        parsed = parse_rank_device(run["stdout"], expected_world=np)
+        result.update(ranks=parsed["ranks"], world_size=parsed["world_size"], findings=parsed["warnings"])
+        return parsed["problems"]
+    parsed = parse_nccl_allreduce(text, expected_world=np)
+    names = [r.get("device_name") for r in parsed["ranks"] if isinstance(r, dict)]
+    verdict, problems = judge_allreduce(parsed, nvlink_limit_gbps(names[0] if names else ""),
+                                        p["nvlink_expected"], p["min_busbw_gbps"])
+    result.update(ranks=parsed["ranks"], world_size=parsed["world_size"], results=parsed["rows"],
+                  largest=parsed["largest"], transport=parsed["transport"], verdict=verdict,
+                  versions={"torch": parsed["torch"], "nccl": parsed["nccl"]})
+    return parsed["problems"] + problems
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            check=dict(type="str", required=True, choices=sorted(KINDS)),
+            hostfile=dict(type="path"),
+            hosts=dict(type="list", elements="str"),
+            np=dict(type="int"),
+            script=dict(type="path", required=True),
+            python=dict(type="str", default="python3"),
+            mpirun=dict(type="str", default="mpirun"),
+            gpus_per_node=dict(type="int", default=0),
+            master_addr=dict(type="str", default=""),
+            master_port=dict(type="int", default=29551),
+            min_bytes=dict(type="int", default=1024),
+            max_bytes=dict(type="int", default=1 << 30),
+            iterations=dict(type="int", default=20),
+            warmup=dict(type="int", default=5),
+            nccl_debug=dict(type="bool", default=True),
+            min_busbw_gbps=dict(type="float", default=0.0),
+            nvlink_expected=dict(type="bool", default=False),
+            timeout_s=dict(type="int", default=300),
+            mca=dict(type="dict", default={}),
+            env=dict(type="dict", default={}),
+            extra_args=dict(type="list", elements="str", default=[]),
+        ),
+        required_one_of=[("hostfile", "hosts")],
+        supports_check_mode=True,
+    )
+    p = module.params
+    kind = KINDS[p["check"]]
+    hosts = hosts_slots(module, kind)
+    slots = sum(s for _, s in hosts)
+    np = p["np"] or slots
+    env = {"NCCL_NVLS_ENABLE": "0"}
+    if p["check"] == "nccl_allreduce" and p["nccl_debug"]:
+        env["NCCL_DEBUG"] = "INFO"
+    env.update(p["env"])
+    mpirun = shutil.which(p["mpirun"]) or p["mpirun"]
+    argv = mpirun_argv(script_command(p, hosts or [("127.0.0.1", 1)]), np, hostfile=p["hostfile"],
+                       hosts=None if p["hostfile"] else hosts, mca=p["mca"], env_names=sorted(env),
+                       extra_args=p["extra_args"], mpirun=mpirun)
+    result = dict(mtrt_kind=kind, changed=False, command=argv, rc=None, timed_out=False, duration_s=0.0,
+                  world_size=0, ranks=[], results=[], largest={}, transport={}, verdict="", versions={},
+                  problems=[], findings=[], stdout_tail="", stderr_tail="")
+
+    if not hosts or expected_placement(hosts, np) is None:
+        msg = "np=%d ranks requested but the hosts give %d slots (%s): lower np or raise node_slots" % (
+            np, slots, ", ".join("%s:%d" % h for h in hosts) or "none")
+        module.fail_json(msg=msg, **dict(result, problems=[msg]))
+    if not os.path.exists(mpirun):
+        module.fail_json(msg="mpirun not found on the launcher (%s): install Open MPI in the node image"
+                         % p["mpirun"], **result)
+    if module.check_mode:
+        module.exit_json(skipped_reason="check mode: mpirun not started", **result)
+
+    run = run_bounded(argv, p["timeout_s"], env=env)
+    noise = ("MTRT-", "NCCL INFO")
+    result.update(rc=run["rc"], timed_out=run["timed_out"], duration_s=run["duration_s"],
+                  stdout_tail=tail("\n".join(line for line in run["stdout"].splitlines()
+                                             if not any(n in line for n in noise))),
+                  stderr_tail=tail(run["stderr"]))
+    if run["timed_out"]:
+        module.fail_json(msg="%s timed out after %ds and was killed (np=%d); output tail: %s"
+                             % (p["check"], p["timeout_s"], np,
+                                tail(run["stdout"] + run["stderr"], 8) or "(empty)"), **result)
+    try:
+        problems = judge(p, run, np, result)
+    except OutputError as exc:
+        module.fail_json(msg="%s: %s; mpirun exited with %s. stderr tail: %s" % (
+            p["check"], exc, run["rc"], tail(run["stderr"], 8) or "(empty)"), **dict(result, problems=[str(exc)]))
+    result["problems"] = problems
+    for finding in result["findings"]:
+        module.warn(finding)
+    if problems:
+        module.fail_json(msg="; ".join(problems[:4]), **result)
+    if run["rc"] != 0:
+        module.fail_json(msg="%s: every rank passed but mpirun exited with %s. stderr tail: %s"
+                             % (p["check"], run["rc"], tail(run["stderr"], 8) or "(empty)"), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
