@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 
 _SLOTS_RE = re.compile(r"^slots\s*=\s*(\d+)$")
 
@@ -96,5 +97,10 @@ def mpirun_argv(command, np, hostfile=None, hosts=None, mca=None, env_names=None
     for name in env_names or []:
         argv += ["-x", str(name)]
     argv += list(extra_args or [])
-    argv += list(command)
-    return argv
+    command = list(command)
+    if command and os.sep not in command[0]:
+        # The program every rank runs (python3, ...) is resolved where mpirun
+        # starts, so ranks run the same interpreter the launcher sees even when
+        # a remote shell or the launch environment would pick another one.
+        command[0] = shutil.which(command[0]) or command[0]
+    return argv + command

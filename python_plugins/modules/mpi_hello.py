@@ -143,6 +143,7 @@ stderr_tail:
 
 import os
 import shutil
+import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.mpi_output import parse_hello
@@ -190,6 +191,10 @@ def main():
     slots = sum(s for _, s in hosts)
     np = params["np"] or slots
     placement = expected_placement(hosts, np)
+    if placement:
+        # "localhost" in a hostfile is the launcher itself, which ranks report by its real name.
+        me = socket.gethostname()
+        placement = {r: me if h in ("localhost", "127.0.0.1") else h for r, h in placement.items()}
     mpirun = shutil.which(params["mpirun"]) or params["mpirun"]
     argv = mpirun_argv(
         [params["python"], params["script"]], np,
