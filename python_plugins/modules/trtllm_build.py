@@ -192,8 +192,14 @@ gpus_per_node_fix:
   description: How this version uses O(gpus_per_node) (see trtllm_facts).
   returned: always
   type: dict
+removed_stale:
+  description: Leftovers of interrupted builds of this engine (C(<engine_dir>.tmp-*), C(.old-*)) removed before building.
+  returned: always
+  type: list
+  elements: str
 """
 
+import glob
 import json
 import os
 import shutil
@@ -258,7 +264,7 @@ def main():
     result = dict(mtrt_kind="trtllm_build", changed=False, engine_dir=None, engine_name=None,
                   inputs=None, inputs_hash=None, flow=None, cache_hit=False, built=False,
                   would_build=False, commands=[], duration_s=0.0, engine=None,
-                  gpus_per_node_fix=None)
+                  gpus_per_node_fix=None, removed_stale=[])
     try:
         spec = normalize_engine_spec(p)
     except TrtllmConfigError as exc:
@@ -293,6 +299,12 @@ def main():
         module.exit_json(**result)
 
     os.makedirs(p["engine_root"], exist_ok=True)
+    # Leftovers of interrupted builds of this engine (one launcher builds it).
+    for stale in sorted(glob.glob(glob.escape(engine_dir) + ".tmp-*")
+                        + glob.glob(glob.escape(engine_dir) + ".old-*")):
+        if os.path.isdir(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+            result["removed_stale"].append(stale)
     for stale in (tmp_dir, ckpt_dir):
         shutil.rmtree(stale, ignore_errors=True)
     os.makedirs(tmp_dir)

@@ -136,6 +136,22 @@ def test_build_legacy_then_cache_hit(tmp_path, run_module):
     assert other["inputs_hash"] != res["inputs_hash"]
 
 
+def test_build_after_interrupted_build_rebuilds_and_cleans(tmp_path, run_module):
+    args = legacy_args(tmp_path)
+    engine_dir = tmp_path / "engines" / "chatglm2_6b-float16-tp2-pp1"
+    assert run_module(trtllm_build, args)["built"] is True
+    # A killed build: a half-written temporary dir, a lost rank file.
+    stale = tmp_path / "engines" / (engine_dir.name + ".tmp-4242")
+    stale.mkdir()
+    (stale / "config.json").write_text("{}")
+    (engine_dir / "chatglm2_6b_float16_tp2_rank1.engine").unlink()
+    res = run_module(trtllm_build, args)
+    assert res["built"] is True and res["cache_hit"] is False and res["engine"]["complete"] is True
+    assert res["removed_stale"] == [str(stale)] and not stale.exists()
+    assert sorted(p.name for p in (tmp_path / "engines").iterdir()) == [engine_dir.name]
+    assert run_module(trtllm_build, args)["removed_stale"] == []
+
+
 def test_build_failure_leaves_nothing_in_place(tmp_path, monkeypatch, run_module):
     monkeypatch.setenv("FAKE_BUILD_FAIL", "1")
     res = run_module(trtllm_build, legacy_args(tmp_path))
