@@ -1,0 +1,167 @@
+"""Fault recovery on the real docker engine: break one thing, re-run site.yml, hello passes again.
+
+Runs only with ``MTRT_INTEGRATION=1``. The cluster (``mtrt-faults``: fnode1/fnode2
+on 192.168.126.0/24) is this module's own; its state lives under pytest's tmp
+dir and it is torn down at the end.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = pathlib.Path(sys.executable).parent
+INVENTORY = ROOT / "tests" / "integration" / "inventories" / "faults"
+CLUSTER, NETWORK, NODES = "mtrt-faults", "mtrt-faults-net", ("fnode1", "fnode2")
+
+pytestmark = pytest.mark.skipif(os.environ.get("MTRT_INTEGRATION") != "1",
+                                reason="needs docker; set MTRT_INTEGRATION=1")
+
+
+def docker(*args, check=True):
+    return subprocess.run(["docker", *args], check=check, capture_output=True, text=True)
+
+
+def docker_exec(node, script):
+    return docker("exec", node, "sh", "-c", script)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    state = tmp_path_factory.mktemp("faults-state")
+    reports = tmp_path_factory.mktemp("faults-reports")
+    env = dict(os.environ, MTRT_STATE_HOME=str(state), MTRT_REPORT_DIR=str(reports),
+               PATH="%s:%s" % (BIN, os.environ.get("PATH", "")))
+
+    def play(*args, playbook="site.yml"):
+        proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(INVENTORY), playbook, *args],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        report = reports / "latest" / "report.json"
+        data = json.loads(report.read_text()) if report.exists() else None
+        return proc, data
+
+    proc, _ = play()
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    yield play, state / CLUSTER, reports
+    down, _ = play(playbook="playbooks/teardown.yml")
+    assert down.returncode == 0, down.stdout[-3000:]
+
+
+def hello_ranks(report):
+    """Ranks per host from the run's report (the mpi_hello module's result)."""
+    for hosts in report["results"].values():
+        for entries in hosts.values():
+            for entry in entries:
+                if entry["kind"] == "mpi_hello":
+                    return entry["result"]["ranks_per_host"]
+    return None
+
+
+def assert_heals(play, why):
+    proc, report = play()
+    assert proc.returncode == 0, "re-run after %s failed:\n%s" % (why, proc.stdout[-5000:])
+    assert hello_ranks(report) == {"fnode1": 2, "fnode2": 2}, why
+    return proc, report
+
+
+def test_stopped_node_is_started_again(cluster):
+    play, _, _ = cluster
+    docker("stop", "-t", "1", "fnode2")
+    assert_heals(play, "docker stop fnode2")
+    assert docker("inspect", "-f", "{{.State.Running}}", "fnode2").stdout.strip() == "true"
+
+
+def test_removed_node_comes_back_with_the_same_host_key(cluster):
+    play, state, _ = cluster
+    before = (state / "hostkeys" / "fnode2_ed25519.pub").read_text()
+    docker("rm", "-f", "fnode2")
+    assert_heals(play, "docker rm -f fnode2")
+    served = docker_exec("fnode2", "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout
+    assert served.split()[:2] == before.split()[:2]
+
+
+def test_killed_sshd_is_restarted(cluster):
+    play, _, _ = cluster
+    docker_exec("fnode2", "kill 1")  # sshd is PID 1: the container stops with it
+    assert_heals(play, "sshd killed in fnode2")
+
+
+def test_removed_network_is_recreated_and_reattached(cluster):
+    play, _, _ = cluster
+    for node in NODES:
+        docker("network", "disconnect", "-f", NETWORK, node)
+    docker("network", "rm", NETWORK)
+    assert_heals(play, "docker network rm")
+    ip = docker("inspect", "-f", "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % NETWORK, "fnode1")
+    assert ip.stdout.strip() == "192.168.126.11"
+
+
+@pytest.mark.parametrize("damage", [
+    "echo 'fnode2 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBadKeyBadKeyBadKeyBadKeyBadKeyBadKeyBadKeyBa' "
+    "> /etc/ssh/ssh_known_hosts",
+    ": > /root/.ssh/authorized_keys",
+])
+def test_damaged_ssh_files_are_reinstalled(cluster, damage):
+    play, _, _ = cluster
+    target = "fnode2" if "authorized_keys" in damage else "fnode1"
+    docker_exec(target, damage)
+    proc, report = assert_heals(play, "damaged SSH file on %s" % target)
+    assert "SSH mesh check failed and passed after restarting" in proc.stdout
+    ssh = docker_exec("fnode1", "ssh -o BatchMode=yes fnode2 hostname")
+    assert ssh.stdout.strip() == "fnode2"
+
+
+def test_replaced_node_with_new_host_key_is_rekeyed(cluster):
+    play, state, _ = cluster
+    old = (state / "hostkeys" / "fnode2_ed25519.pub").read_text()
+    docker("rm", "-f", "fnode2")
+    for suffix in ("", ".pub"):
+        (state / "hostkeys" / ("fnode2_ed25519" + suffix)).unlink()
+    assert_heals(play, "fnode2 replaced with a new host key")
+    new = (state / "hostkeys" / "fnode2_ed25519.pub").read_text()
+    assert new.split()[1] != old.split()[1]
+    known = docker_exec("fnode1", "cat /etc/ssh/ssh_known_hosts").stdout
+    assert new.split()[1] in known and old.split()[1] not in known
+    assert docker_exec("fnode1", "ssh -G fnode2 | grep -i '^stricthostkeychecking'").stdout.split() == [
+        "stricthostkeychecking", "true"]
+
+
+def test_hanging_rank_is_bounded_named_and_killed(cluster, tmp_path):
+    play, state, _ = cluster
+    script = state / "shared" / "hang_rank1.py"
+    script.write_text(
+        "import json, socket, time\nfrom mpi4py import MPI\n"
+        "c = MPI.COMM_WORLD\n"
+        "if c.Get_rank() == 1:\n    time.sleep(3600)\n"
+        "print('MTRT-HELLO ' + json.dumps({'rank': c.Get_rank(), 'size': c.Get_size(),"
+        " 'host': socket.gethostname()}), flush=True)\n"
+        "time.sleep(3600)\n")
+    started = time.monotonic()
+    proc, report = play("--tags", "mpi_hello", "-e", "cluster_mpi_timeout_s=8",
+                        "-e", "mpi_hello_script=/TRTDir/hang_rank1.py")
+    elapsed = time.monotonic() - started
+    assert proc.returncode != 0
+    assert elapsed < 60
+    failure = report["failures"][0]
+    assert failure["host"] == "fnode1" and "Say hello" in failure["task"]
+    assert "timed out after 8s" in failure["message"]
+    assert "missing rank(s) 1 of 4 (expected on rank 1 on fnode1)" in failure["message"]
+    assert "0@fnode1" in failure["message"] and "3@fnode2" in failure["message"]
+    time.sleep(2)
+    for node in NODES:
+        left = docker_exec(node, "ps -eo args | grep '[h]ang_rank1' || true").stdout.strip()
+        assert left == "", "ranks left running on %s: %s" % (node, left)
+
+
+def test_reports_and_logs_never_hold_private_keys(cluster):
+    play, state, reports = cluster
+    proc, _ = play("--tags", "ssh_keys,mpi_hello")
+    assert proc.returncode == 0
+    private = (state / "ssh" / "id_ed25519").read_text().splitlines()[1]
+    texts = [proc.stdout, proc.stderr] + [p.read_text() for p in reports.rglob("report.*")]
+    assert all("PRIVATE KEY" not in t and private not in t for t in texts)
