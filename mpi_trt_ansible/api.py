@@ -349,6 +349,20 @@ class RunHandle:
         return self._run.finish(self._runner)
 
 
+def _resolve_inventory(inventory, project):
+    """Absolute inventory path(s): runner would read a relative one against its own dirs."""
+    if inventory is None:
+        return None
+    paths = [inventory] if isinstance(inventory, (str, os.PathLike)) else list(inventory)
+    resolved = []
+    for item in paths:
+        path = Path(item).expanduser()
+        if not path.is_absolute():
+            path = next((base / path for base in (Path.cwd(), project) if (base / path).exists()), path)
+        resolved.append(str(path.resolve()) if path.exists() else str(item))
+    return resolved[0] if isinstance(inventory, (str, os.PathLike)) else resolved
+
+
 def start_pipeline(inventory=None, stages=None, extravars=None, on_event=None,
                    private_data_dir=None, timeout=None, playbook=SITE_PLAYBOOK,
                    project_dir=None, report_dir=None, quiet=True) -> RunHandle:
@@ -363,6 +377,7 @@ def start_pipeline(inventory=None, stages=None, extravars=None, on_event=None,
     """
     project = find_project_dir(project_dir)
     lib = report_lib(project)
+    inventory = _resolve_inventory(inventory, project)
     private_data_dir = Path(private_data_dir or default_private_data_dir()).expanduser()
     private_data_dir.mkdir(parents=True, exist_ok=True)
     report_dir = Path(report_dir or private_data_dir / "reports").expanduser().resolve()

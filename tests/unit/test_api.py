@@ -256,3 +256,15 @@ def test_smoke_real_runner_cancel(tmp_path):
     result = handle.result(timeout=30)
     assert (result.status, result.rc) == ("canceled", 254)
     assert result.stages["slow"].status == "canceled" and result.report_json is None
+
+
+def test_relative_inventory_resolves_against_cwd_then_project(tmp_path, monkeypatch):
+    from mpi_trt_ansible.api import _resolve_inventory
+    project = tmp_path / "project"
+    (project / "inventory" / "local").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert _resolve_inventory("inventory/local", project) == str(project / "inventory" / "local")
+    (tmp_path / "mine.yml").write_text("all: {}\n")
+    assert _resolve_inventory(["mine.yml"], project) == [str(tmp_path / "mine.yml")]
+    assert _resolve_inventory("node1,node2,", project) == "node1,node2,"
+    assert _resolve_inventory(None, project) is None
