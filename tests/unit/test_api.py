@@ -90,7 +90,7 @@ def test_runner_gets_project_callback_and_report_envvars(fake_runner, tmp_path):
     assert env["MTRT_RUN_ID"] == kw["ident"] == handle.ident
     assert kw["project_dir"] == str(ROOT) and kw["playbook"] == "site.yml"
     assert kw["tags"] == "mpi_hello,build_engine" and kw["timeout"] == 60
-    assert kw["extravars"] == {"cluster_mpi_timeout_s": 1} and kw["inventory"] == "inventory/local"
+    assert kw["extravars"] == {"cluster_mpi_timeout_s": 1} and kw["inventory"] == str(ROOT / "inventory" / "local")
     assert kw["suppress_env_files"] is True
 
 
