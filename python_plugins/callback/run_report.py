@@ -12,7 +12,9 @@ description:
     C(report.md) (for a person) and points C(<report_dir>/latest) at them.
   - The report holds per stage (play) its tasks' status counts, changed count and time; every
     result of a project module (a result with C(mtrt_kind) set), keyed by stage and host;
-    failures with host, task and message; per-host stats.
+    failures with host, task and message; failures a block's C(rescue) caught, apart
+    (C(rescued)); per-host stats. Repeats of a play that only skipped (the preflight play every
+    stage playbook imports) are left out.
   - Results censored by C(no_log) are left out and private-key blocks are redacted everywhere.
   - Prints a few summary lines at the end of the console output.
   - Needs enabling, e.g. C(callbacks_enabled = run_report) in ansible.cfg.
@@ -46,6 +48,25 @@ _UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 if _UTILS not in sys.path:
     sys.path.insert(0, _UTILS)
 import mtrt_report  # noqa: E402  (plain Python beside the plugins, see the sys.path line above)
+
+
+def in_rescued_block(task):
+    """True when a failure of ``task`` is caught by a ``rescue``: an enclosing block has a
+    rescue section and the task sits (at any depth) in that block's ``block`` section.
+
+    The same test Ansible's strategy makes (``PlayIterator.is_any_block_rescuing``) before it
+    counts the failure as rescued rather than failed. Walks the ``_parent`` chain: an included
+    or imported block's parent is the include/import task, and a static import's blocks (not
+    the import task) sit in the enclosing block's ``block`` list - hence "anything below".
+    """
+    below, parent = {getattr(task, "_uuid", None)}, getattr(task, "_parent", None)
+    while parent is not None:
+        if getattr(parent, "rescue", None) and any(
+                getattr(item, "_uuid", None) in below for item in getattr(parent, "block", None) or []):
+            return True
+        below.add(getattr(parent, "_uuid", None))
+        parent = getattr(parent, "_parent", None)
+    return False
 
 
 class CallbackModule(CallbackBase):
@@ -100,7 +121,8 @@ class CallbackModule(CallbackBase):
         self._result("runner_on_ok", result)
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
-        self._result("runner_on_failed", result, ignore_errors=ignore_errors)
+        self._result("runner_on_failed", result, ignore_errors=ignore_errors,
+                     rescued=not ignore_errors and in_rescued_block(result.task))
 
     def v2_runner_on_skipped(self, result):
         self._result("runner_on_skipped", result)

@@ -12,22 +12,37 @@ dicts from its hooks; the API passes runner's events through unchanged.
 
 A stage is a play in which at least one task started. Its key is the role of
 its first task (``mpi_hello``), else the play name without its ``Stage NN -``
-prefix, slugified (``summary``); its ``roles`` and (callback only: runner's
-events carry none) ``tags`` are collected from its tasks.
+prefix, slugified (``summary``); a repeated key gets a ``_N`` suffix
+(``preflight_2``). Its ``roles`` and (callback only: runner's events carry
+none) ``tags`` are collected from its tasks. A stage whose every result was
+a skip has status ``skipped``. A repeated stage (its key without the suffix
+seen before) that only skipped is no stage at all: every stage playbook
+imports the preflight play, which runs once and skips afterwards. Its progress
+notes are held back until it does something else, and dropped if it never does.
+
+A task that failed inside a ``block`` whose ``rescue`` section then ran is
+``rescued``, as in Ansible's recap: listed under ``rescued``, not under
+``failures``, and it does not fail its stage or the run. The callback marks
+such failures itself (``rescued`` in the event data, from the task's enclosing
+blocks, the same test Ansible's strategy makes). Runner's events carry no such
+mark: there the play recap decides, per host, which failures were rescued (the
+first ``rescued`` ones of that host, when the recap's counts match the events).
 
 The report (``report.json``), schema_version 1::
 
     run       {playbook, status, started_at, ended_at, duration_s}
-    stages    [{key, name, number, roles, tags, status (ok|failed|canceled|timeout),
+    stages    [{key, name, number, roles, tags, status (ok|failed|skipped|canceled|timeout),
                 started_at, ended_at, duration_s, tasks_run,
-                counts {ok, changed, failed, skipped, unreachable, ignored},
+                counts {ok, changed, failed, skipped, unreachable, ignored, rescued},
                 tasks [{name, action, role, duration_s, hosts {host: status}}]}]
     results   {stage: {host: [{task, kind, status, result}]}}   (mtrt_kind results)
     failures  [{stage, host, task, action, status (failed|unreachable), message}]
+    rescued   [{stage, host, task, action, status (rescued), message}]
     hosts     {host: {ok, changed, failed, unreachable, skipped, rescued, ignored}}
 
 Counts are per host and task; ``ok`` includes ``changed`` (as in Ansible's
-recap). Secrets never reach a report: results censored by ``no_log`` are
+recap). Task statuses: ok, changed, failed, skipped, unreachable, ignored,
+rescued. Secrets never reach a report: results censored by ``no_log`` are
 dropped; ``_ansible_*`` keys, ``invocation`` and ``exception`` are removed;
 every string is scrubbed of private-key blocks.
 """
@@ -52,7 +67,9 @@ _RESULT_EVENTS = {
     "runner_on_skipped": "skipped",
     "runner_on_unreachable": "unreachable",
 }
-_COUNT_KEYS = ("ok", "changed", "failed", "skipped", "unreachable", "ignored")
+_NOTE_KEYS = ("ok", "changed", "failed", "skipped", "unreachable", "ignored")  # a stage_finished note's
+_COUNT_KEYS = _NOTE_KEYS + ("rescued",)
+_DEDUP_SUFFIX = re.compile(r"^(.+)_(\d+)$")
 _HOST_STAT_KEYS = {
     "ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable",
     "skipped": "skipped", "rescued": "rescued", "ignored": "ignored",
@@ -149,6 +166,30 @@ def stage_number(name):
     return match.group(1) if match else None
 
 
+def all_skipped(counts):
+    """True when every result counted in ``counts`` was a skip (and there was one)."""
+    return bool(counts.get("skipped")) and not any(
+        counts.get(k) for k in _COUNT_KEYS if k not in ("skipped", "changed"))
+
+
+def visible_stages(stages):
+    """``stages`` without repeats that only skipped (the builder drops them; older reports kept them)."""
+    seen, kept = set(), []
+    for stage in stages or []:
+        match = _DEDUP_SUFFIX.match(stage.get("key") or "")
+        if match and match.group(1) in seen and all_skipped(stage.get("counts") or {}):
+            continue
+        seen.add(stage.get("key"))
+        kept.append(stage)
+    return kept
+
+
+def stage_status(stage):
+    """A stage's status; ``skipped`` for an ``ok`` one whose every result was a skip (older reports)."""
+    status = stage.get("status")
+    return "skipped" if status == "ok" and all_skipped(stage.get("counts") or {}) else status
+
+
 def now_iso():
     """The current time as an ISO 8601 UTC string (the events' ``created``)."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
@@ -170,11 +211,14 @@ class ReportBuilder:
         self.stages = []
         self.results = {}
         self.failures = []
+        self.rescued = []
         self.hosts = {}
         self._play = None
         self._stage = None
         self._tasks = {}
         self._keys = set()
+        self._held = None  # notes of a repeated stage that has only skipped so far
+        self._unmarked = []  # failures whose event did not say whether a rescue caught them
 
     # -- feeding
     def feed(self, event):
@@ -202,12 +246,24 @@ class ReportBuilder:
             return notes
         return []
 
+    def _hold(self, notes, release=False):
+        """Notes to hand out now; a repeated stage's are held until it does more than skip."""
+        if self._held is None:
+            return notes
+        if not release:
+            self._held.extend(notes)
+            return []
+        notes, self._held = self._held + notes, None
+        return notes
+
     def _task_start(self, data, created):
         notes = []
         if self._stage is None and self._play is not None:
             play, role = self._play, data.get("role")
             key = role or stage_key_from_name(play["name"])
             base, n = key, 1
+            if base in self._keys:
+                self._held = []
             while key in self._keys:
                 n += 1
                 key = "%s_%d" % (base, n)
@@ -234,7 +290,7 @@ class ReportBuilder:
         self._tasks[data.get("task_uuid") or data.get("uuid")] = task
         self._stage["tasks"].append(task)
         self._stage["tasks_run"] += 1
-        return notes
+        return self._hold(notes)
 
     def _result(self, status, data):
         stage = self._stage
@@ -246,6 +302,8 @@ class ReportBuilder:
             status = "changed"
         if status == "failed" and data.get("ignore_errors"):
             status = "ignored"
+        elif status == "failed" and data.get("rescued"):
+            status = "rescued"
         task = self._tasks.get(data.get("task_uuid"))
         if task is None:  # a result whose task start we never saw
             task = {"name": data.get("task") or "", "action": data.get("task_action"),
@@ -259,20 +317,29 @@ class ReportBuilder:
         counts[status] += 1
         if status == "changed":
             counts["ok"] += 1
-        message = None
-        if status in ("failed", "unreachable"):
-            stage["status"] = "failed"
+        message, record = None, None
+        if status in ("failed", "unreachable", "rescued"):
             message = failure_message(res)
-            self.failures.append({"stage": stage["key"], "host": host, "task": task["name"],
-                                  "action": task["action"], "status": status, "message": message})
+            record = {"stage": stage["key"], "host": host, "task": task["name"],
+                      "action": task["action"], "status": status, "message": message}
+            if status == "rescued":
+                self.rescued.append(record)
+            else:
+                stage["status"] = "failed"
+                self.failures.append(record)
         found = mtrt_results(res)
+        entries = []
         for item in found:
             entry = {"task": task["name"], "kind": item["mtrt_kind"], "status": status, "result": item}
+            entries.append(entry)
             self.results.setdefault(stage["key"], {}).setdefault(host, []).append(entry)
-        return [{"type": "task_result", "stage": stage["key"], "host": host, "task": task["name"],
-                 "action": task["action"], "status": status, "changed": bool(res.get("changed")),
-                 "duration_s": round(duration, 3) if isinstance(duration, (int, float)) else None,
-                 "message": message, "mtrt": found}]
+        if status == "failed" and "rescued" not in data:
+            self._unmarked.append((record, stage, task, entries))
+        return self._hold([{
+            "type": "task_result", "stage": stage["key"], "host": host, "task": task["name"],
+            "action": task["action"], "status": status, "changed": bool(res.get("changed")),
+            "duration_s": round(duration, 3) if isinstance(duration, (int, float)) else None,
+            "message": message, "mtrt": found}], release=status != "skipped")
 
     def _stats(self, data):
         for host in data.get("processed") or {}:
@@ -280,22 +347,64 @@ class ReportBuilder:
         for src, dst in _HOST_STAT_KEYS.items():
             for host, count in (data.get(src) or {}).items():
                 self.hosts.setdefault(host, dict.fromkeys(_HOST_STAT_KEYS.values(), 0))[dst] = count
+        self._rescue_unmarked()
         if self.status is None:
             failed = any(self.hosts.get(h, {}).get(k) for h in self.hosts for k in ("failed", "unreachable"))
             self.status = "failed" if failed else "successful"
 
+    def _rescue_unmarked(self):
+        """Refile unmarked failures (runner's events) the play recap counts as rescued.
+
+        Ansible counts a failure caught by a ``rescue`` as rescued, not failed. A host's
+        rescued failures come before its real ones (a real failure ends the host's run
+        but for ``always`` sections), so the first ``rescued`` of them are the rescued
+        ones - when the recap's counts match the events; else only when none failed.
+        """
+        per_host = {}
+        for record, _stage, _task, _entries in self._unmarked:
+            per_host[record["host"]] = per_host.get(record["host"], 0) + 1
+        quota = {}
+        for host, seen in per_host.items():
+            stats = self.hosts.get(host) or {}
+            rescued, failed = stats.get("rescued", 0), stats.get("failed", 0)
+            quota[host] = rescued if (not failed or rescued + failed == seen) else 0
+        for record, stage, task, entries in self._unmarked:
+            host = record["host"]
+            if not quota.get(host):
+                continue
+            quota[host] -= 1
+            self.failures = [f for f in self.failures if f is not record]  # equal records may repeat
+            record["status"] = "rescued"
+            self.rescued.append(record)
+            task["hosts"][host] = "rescued"
+            for entry in entries:
+                entry["status"] = "rescued"
+            stage["counts"]["failed"] -= 1
+            stage["counts"]["rescued"] += 1
+            if stage["status"] == "failed" and not any(f["stage"] == stage["key"] for f in self.failures):
+                stage["status"] = "ok"
+        self._unmarked = []
+
     def _close_stage(self, created, status=None):
         stage, self._stage, self._tasks = self._stage, None, {}
+        held, self._held = self._held, None
         if stage is None:
             return []
         stage["ended_at"] = created
         stage["duration_s"] = _seconds(stage["started_at"], created)
+        if held is not None and not status:  # a repeat that only skipped: no stage
+            self.stages.remove(stage)
+            self._keys.discard(stage["key"])
+            self.results.pop(stage["key"], None)
+            return []
         if status and stage["status"] != "failed":
             stage["status"] = status
+        elif stage["status"] == "ok" and all_skipped(stage["counts"]):
+            stage["status"] = "skipped"
         note = {"type": "stage_finished", "stage": stage["key"], "name": stage["name"],
                 "status": stage["status"], "duration_s": stage["duration_s"]}
-        note.update(stage["counts"])
-        return [note]
+        note.update((k, stage["counts"][k]) for k in _NOTE_KEYS)
+        return (held or []) + [note]
 
     def finish(self, status=None):
         """End the run: close an open stage (as ``status`` when given) and fix the status."""
@@ -321,6 +430,7 @@ class ReportBuilder:
             "stages": self.stages,
             "results": self.results,
             "failures": self.failures,
+            "rescued": self.rescued,
             "hosts": self.hosts,
         })
 
@@ -387,6 +497,41 @@ def _fence(text):
     return ["```text", text.replace("```", "'''"), "```"]
 
 
+def _code(value):
+    """``value`` as inline code (JSON for non-strings), one line."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return "`%s`" % text.replace("`", "'").replace("\n", " ")
+
+
+def _size(n):
+    """Bytes as a short power-of-two size: ``16 B``, ``4 KiB``, ``64 MiB``."""
+    if not isinstance(n, (int, float)) or isinstance(n, bool):
+        return "" if n is None else str(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return ("%d %s" % (n, unit)) if n == int(n) else ("%.1f %s" % (n, unit))
+        n = n / 1024.0
+    return str(n)
+
+
+def _yes(value):
+    return {True: "yes", False: "no"}.get(value, "" if value is None else str(value))
+
+
+def _bullets(label, items):
+    """``- label: item`` lines (and a blank line) for a non-empty list."""
+    lines = []
+    for item in items or []:
+        if isinstance(item, dict):
+            text = item.get("message") or json.dumps(item, default=str)
+            if item.get("fix"):
+                text += " Fix: %s" % item["fix"]
+        else:
+            text = str(item)
+        lines.append("- %s: %s" % (label, text))
+    return lines + [""] if lines else []
+
+
 def _ranks_by_host(data):
     by_host = {}
     for rank in data.get("ranks") or []:
@@ -395,26 +540,25 @@ def _ranks_by_host(data):
     return by_host
 
 
-def _md_mpi_hello(data):
+def _md_mpi_hello(data, where=None):
     by_host = _ranks_by_host(data)
     per_host = data.get("ranks_per_host") or {h: len(r) for h, r in by_host.items()}
     missing = data.get("missing_ranks") or []
     lines = ["World size %s; ranks reported: %d; missing ranks: %s; %s s." % (
         data.get("world_size"), sum(per_host.values()),
         ", ".join(str(r) for r in missing) or "none", data.get("duration_s")), ""]
-    lines += ["- Problem: %s" % p for p in data.get("problems") or []]
-    lines += [""] if data.get("problems") else []
+    lines += _bullets("Problem", data.get("problems"))
     rows = [(h, n, ", ".join(str(r) for r in sorted(by_host.get(h, []), key=str)))
             for h, n in per_host.items()]
     return lines + _table(["Host", "Ranks", "Rank ids"], rows)
 
 
-def _md_trtllm_build(data):
+def _md_trtllm_build(data, where=None):
     how = "reused (cache hit)" if data.get("cache_hit") else "built"
     return ["Engine %s: `%s` (%s s)." % (how, data.get("engine_dir"), data.get("duration_s")), ""]
 
 
-def _md_trtllm_run(data):
+def _md_trtllm_run(data, where=None):
     """Prompts with outputs; timings per prompt where given, else for the run."""
     timings = [fmt % data[key] for key, fmt in (("latency_s", "latency %s s"), ("tokens_per_s", "%s tokens/s"),
                                                  ("throughput_prompts_per_s", "%s prompts/s"))
@@ -433,14 +577,186 @@ def _md_trtllm_run(data):
     return lines
 
 
-def _md_mpi_collectives(data):
-    keys = ("collective", "op", "size_bytes", "time_us", "algbw_gbps", "busbw_gbps", "correct")
-    rows = [[row.get(k) for k in keys] for row in data.get("results") or [] if isinstance(row, dict)]
-    return _table(["Collective", "Op", "Size (B)", "Time (us)", "Alg bw (GB/s)",
-                   "Bus bw (GB/s)", "Correct"], rows)
+def _launch_line(data):
+    """``mpirun rc 0, 7.129 s`` (and ``timed out``) for a module that ran mpirun."""
+    text = "mpirun rc %s, %s s" % (data.get("rc"), data.get("duration_s"))
+    return text + (", timed out" if data.get("timed_out") else "")
 
 
-def _md_generic(data):
+def _md_mpi_collectives(data, where=None):
+    """One row per (collective, op): correct at all sizes, latency at the smallest, bandwidth at the largest."""
+    rows = [r for r in data.get("results") or [] if isinstance(r, dict)]
+    groups = {}
+    for row in rows:
+        groups.setdefault((row.get("collective"), row.get("op")), []).append(row)
+    sizes = {(min(r.get("size_bytes") or 0 for r in g), max(r.get("size_bytes") or 0 for r in g))
+             for g in groups.values()}
+    lo_hi = sizes.pop() if len(sizes) == 1 else None
+    hosts = data.get("hosts") or []
+    library = (data.get("mpi_library") or "MPI library unknown").split(",")[0]
+    shape = " x %d sizes, %s to %s" % (len({r.get("size_bytes") for r in rows}), _size(lo_hi[0]),
+                                      _size(lo_hi[1])) if lo_hi else ""
+    lines = ["World size %s%s; %s; %s; %d rows (%d collective/op pairs%s)." % (
+        data.get("world_size"), " on %s" % ", ".join(sorted(set(map(str, hosts)))) if hosts else "",
+        library, _launch_line(data), len(rows), len(groups), shape), ""]
+    lines += _bullets("Problem", data.get("problems"))
+    if lo_hi:
+        header = ["Collective", "Op", "Correct", "Latency at %s (us)" % _size(lo_hi[0]),
+                  "Time at %s (us)" % _size(lo_hi[1]), "Alg bw (GB/s)", "Bus bw (GB/s)"]
+    else:
+        header = ["Collective", "Op", "Correct", "Smallest", "Latency (us)", "Largest", "Time (us)",
+                  "Alg bw (GB/s)", "Bus bw (GB/s)"]
+    table = []
+    for (coll, op), group in groups.items():
+        small = min(group, key=lambda r: r.get("size_bytes") or 0)
+        large = max(group, key=lambda r: r.get("size_bytes") or 0)
+        bad = sum(1 for r in group if r.get("correct") is not True)
+        correct = ("yes (%d size%s)" % (len(group), "" if len(group) == 1 else "s") if not bad
+                   else "NO: %d of %d sizes wrong" % (bad, len(group)))
+        row = [coll, op or "", correct]
+        row += [small.get("time_us")] if lo_hi else [_size(small.get("size_bytes")), small.get("time_us"),
+                                                       _size(large.get("size_bytes"))]
+        row += [large.get("time_us"), large.get("algbw_gbps"), large.get("busbw_gbps")]
+        table.append(row)
+    lines += _table(header, table)
+    failures = data.get("failures") or []
+    if failures:
+        lines += ["Wrong values (%d):" % len(failures), ""]
+        keys = ("collective", "op", "size_bytes", "rank", "host", "index", "expected", "got")
+        lines += _table(["Collective", "Op", "Size (B)", "Rank", "Host", "Index", "Expected", "Got"],
+                        [[f.get(k) for k in keys] for f in failures if isinstance(f, dict)])
+    if rows:
+        lines += ["Every row (collective, op, size, time, bandwidths, correctness): `%s.results` in report.json."
+                  % (where or "result"), ""]
+    return lines
+
+
+def _md_gpu_rank_device(data, where=None):
+    ranks = [r for r in data.get("ranks") or [] if isinstance(r, dict)]
+    found = sum(1 for r in ranks if r.get("exists") is True)
+    lines = ["World size %s; %d of %d ranks found their GPU; %s." % (
+        data.get("world_size"), found, len(ranks), _launch_line(data)), ""]
+    lines += _bullets("Problem", data.get("problems")) + _bullets("Finding", data.get("findings"))
+    keys = ("rank", "host", "local_rank", "device", "device_name", "exists", "error")
+    lines += _table(["Rank", "Host", "Local rank", "Device", "Device name", "Exists", "Error"],
+                    [[_yes(r.get(k)) if k == "exists" else r.get(k) for k in keys] for r in ranks])
+    return lines
+
+
+def _md_nccl_allreduce(data, where=None):
+    lines = ["%s" % (data.get("verdict") or "No verdict."), ""]
+    transport = data.get("transport") or {}
+    if transport:
+        channels = ", ".join("%s: %s" % kv for kv in (transport.get("channels") or {}).items()) or "none"
+        lines += ["Transport: %s (channels %s; NVLS channels %s; %s node(s))." % (
+            ", ".join(transport.get("transports") or []) or "unknown", channels,
+            transport.get("nvls_channels"), transport.get("nodes")), ""]
+    versions = data.get("versions") or {}
+    ranks = [r for r in data.get("ranks") or [] if isinstance(r, dict)]
+    lines += ["Versions: torch %s, NCCL %s; %d ranks (%s); %s." % (
+        versions.get("torch"), versions.get("nccl"), len(ranks),
+        ", ".join("%s %s@%s" % (r.get("rank"), r.get("device"), r.get("host")) for r in ranks) or "none",
+        _launch_line(data)), ""]
+    lines += _bullets("Problem", data.get("problems")) + _bullets("Finding", data.get("findings"))
+    rows = [r for r in data.get("results") or [] if isinstance(r, dict)]
+    lines += _table(["Size", "Time (us)", "Alg bw (GB/s)", "Bus bw (GB/s)", "Correct"],
+                    [[_size(r.get("size_bytes")), r.get("time_us"), r.get("algbw_gbps"), r.get("busbw_gbps"),
+                      _yes(r.get("correct"))] for r in rows])
+    return lines
+
+
+def _md_gpu_facts(data, where=None):
+    if not data.get("present"):
+        return ["No GPU: %s" % (data.get("reason") or "nvidia-smi listed none"), ""]
+    keys = ("index", "name", "memory_total_mib", "pci_bus_id", "uuid")
+    lines = ["%s GPU(s)." % data.get("count"), ""]
+    lines += _table(["Index", "Name", "Memory (MiB)", "Bus id", "UUID"],
+                    [[g.get(k) for k in keys] for g in data.get("gpus") or [] if isinstance(g, dict)])
+    nvlink = data.get("nvlink") or {}
+    limit = data.get("nvlink_limit_gbps")
+    limit = "; limit %s GB/s per direction" % limit if limit else ""
+    if nvlink.get("nvlink_pairs"):
+        pairs = [p for p in nvlink.get("pairs") or [] if isinstance(p, dict)]
+        links = ", ".join("%s-%s %s" % (p.get("a"), p.get("b"), p.get("link")) for p in pairs if p.get("nvlinks"))
+        lines += ["NVLink: %s of %d GPU pair(s) linked (%s), at least %s links per linked pair%s." % (
+            "all" if nvlink.get("all_pairs_nvlink") else nvlink.get("nvlink_pairs"), len(pairs), links,
+            nvlink.get("min_nvlinks"), limit), ""]
+    elif data.get("topology_error"):
+        lines += ["NVLink: unknown (%s)." % data["topology_error"], ""]
+    else:
+        lines += ["NVLink: none between these GPUs%s." % limit, ""]
+    return lines
+
+
+def _md_trtllm_facts(data, where=None):
+    if not data.get("present"):
+        lines = ["TensorRT-LLM: not installed for `%s` (Python %s)." % (data.get("python"),
+                                                                      data.get("python_version")), ""]
+    else:
+        lines = ["TensorRT-LLM %s (%s flow), %s, for `%s` (Python %s)." % (
+            data.get("version"), data.get("flow") or "unknown",
+            "supported" if data.get("supported") else "NOT supported", data.get("python"),
+            data.get("python_version")), ""]
+        tools = data.get("tools") or {}
+        if tools:
+            lines += ["Tools found: %s; missing: %s." % (
+                ", ".join(k for k, v in tools.items() if v) or "none",
+                ", ".join(k for k, v in tools.items() if not v) or "none"), ""]
+    if data.get("reason"):
+        lines += ["Reason: %s" % data["reason"], ""]
+    fix = data.get("gpus_per_node_fix")
+    if isinstance(fix, dict):
+        lines += ["gpus_per_node %s: %s%s" % (fix.get("gpus_per_node"), fix.get("method"),
+                                              " (%s)" % fix["reason"] if fix.get("reason") else ""), ""]
+    patch = data.get("gpus_per_node_patch")
+    if isinstance(patch, dict):
+        lines += ["model_runner.py patch: %s (value %s, %s anchor(s))." % (
+            "applied" if patch.get("applied") else "not applied", patch.get("value"), patch.get("anchors")), ""]
+    return lines
+
+
+def _md_trtllm_patch(data, where=None):
+    before, after = data.get("before") or {}, data.get("after") or {}
+    applied = after.get("applied") if after else before.get("applied")
+    lines = ["Patch %s: action %s; gpus_per_node %s -> %s." % (
+        "applied" if applied else "not applied", data.get("action"), before.get("value"),
+        after.get("value")), ""]
+    if data.get("msg"):
+        lines += [data["msg"], ""]
+    lines += ["File `%s`, backup `%s`." % (data.get("path"), data.get("backup")), ""]
+    return lines
+
+
+def _md_ssh_mesh(data, where=None):
+    def ok_count(entries):
+        entries = [e for e in entries or [] if isinstance(e, dict)]
+        return "%d/%d OK" % (sum(1 for e in entries if e.get("ok")), len(entries))
+
+    failed = data.get("failed_peers") or []
+    lines = ["Direct: %s; ring: %s; failed: %s; %s s." % (
+        ok_count(data.get("direct")), ok_count(data.get("ring")) if data.get("ring") else "not checked",
+        ", ".join(failed) or "none", data.get("duration_s")), ""]
+    bad = [e for e in (data.get("direct") or []) + (data.get("ring") or [])
+           if isinstance(e, dict) and not e.get("ok")]
+    for entry in bad:
+        lines.append("- %s: %s Fix: %s" % (" -> ".join(entry.get("hops") or []), entry.get("cause"),
+                                            entry.get("fix")))
+    return lines + [""] if bad else lines
+
+
+def _md_preflight(data, where=None):
+    problems = data.get("problems") or []
+    checked = data.get("checked") or {}
+    lines = ["Preflight %s." % ("OK: no problems" if data.get("ok") and not problems
+                                else "found %d problem(s)" % len(problems)), ""]
+    if checked:
+        lines += ["Checked: %s." % ", ".join(
+            "%s %s" % (k, ", ".join(map(str, v)) or "none" if isinstance(v, list) else v)
+            for k, v in checked.items()), ""]
+    return lines + _bullets("Problem", problems)
+
+
+def _md_generic(data, where=None):
     lines = []
     for key, value in data.items():
         if key in ("mtrt_kind", "changed", "failed"):
@@ -448,37 +764,52 @@ def _md_generic(data):
         text = value if isinstance(value, str) else json.dumps(value, default=str)
         if len(text) > 300:
             text = text[:300] + "..."
-        lines.append("- **%s**: `%s`" % (key, text.replace("`", "'").replace("\n", " ")))
+        lines.append("- **%s**: %s" % (key, _code(text)))
     return lines + [""]
 
 
 RENDERERS = {
+    "preflight": ("Preflight", _md_preflight),
+    "ssh_mesh": ("SSH mesh", _md_ssh_mesh),
     "mpi_hello": ("MPI hello", _md_mpi_hello),
+    "mpi_collectives": ("Collectives", _md_mpi_collectives),
+    "gpu_facts": ("GPUs", _md_gpu_facts),
+    "gpu_rank_device": ("Rank to GPU", _md_gpu_rank_device),
+    "nccl_allreduce": ("NCCL all-reduce", _md_nccl_allreduce),
+    "trtllm_facts": ("TensorRT-LLM", _md_trtllm_facts),
+    "trtllm_patch": ("TensorRT-LLM patch", _md_trtllm_patch),
     "trtllm_build": ("Engine", _md_trtllm_build),
     "trtllm_run": ("Inference", _md_trtllm_run),
-    "mpi_collectives": ("Collectives", _md_mpi_collectives),
 }
 
 
 def render_markdown(report):
-    """The report for a person: stages, failures, module results, hosts."""
+    """The report for a person: stages, failures, rescued failures, module results, hosts."""
     run = report.get("run") or {}
     lines = ["# Run report: %s - %s" % (run.get("playbook") or "?", run.get("status")), "",
              "Started %s, ended %s, %s s." % (run.get("started_at"), run.get("ended_at"),
                                               run.get("duration_s")), "", "## Stages", ""]
-    rows = [(s.get("number") or "", s["key"], s["status"], s.get("tasks_run"))
-            + tuple(s["counts"][k] for k in _COUNT_KEYS) + (s.get("duration_s"),)
-            for s in report.get("stages") or []]
+    rows = [(s.get("number") or "", s["key"], stage_status(s), s.get("tasks_run"))
+            + tuple((s.get("counts") or {}).get(k, 0) for k in _COUNT_KEYS) + (s.get("duration_s"),)
+            for s in visible_stages(report.get("stages"))]
     lines += _table(["#", "Stage", "Status", "Tasks"] + list(_COUNT_KEYS) + ["Time (s)"], rows)
     if report.get("failures"):
         lines += ["## Failures", ""]
         lines += _table(["Stage", "Host", "Task", "Message"],
                         [(f["stage"], f["host"], f["task"], f["message"]) for f in report["failures"]])
+    if report.get("rescued"):
+        lines += ["## Healed / rescued", "",
+                  "Failed inside a block whose `rescue` section then ran; Ansible counts these as rescued, "
+                  "not failed.", ""]
+        lines += _table(["Stage", "Host", "Task", "Message"],
+                        [(f["stage"], f["host"], f["task"], f["message"]) for f in report["rescued"]])
+    index = {}
     for stage, host, entry in iter_results(report):
+        n = index[(stage, host)] = index.get((stage, host), -1) + 1
         title, render = RENDERERS.get(entry["kind"], (entry["kind"], _md_generic))
         lines += ["## %s: %s on %s" % (title, stage, host), "",
                   "Task: %s (%s)" % (entry["task"], entry["status"]), ""]
-        lines += render(entry["result"])
+        lines += render(entry["result"], "results.%s.%s[%d].result" % (stage, host, n))
     if report.get("hosts"):
         keys = list(_HOST_STAT_KEYS.values())
         lines += ["## Hosts", ""]
@@ -487,22 +818,29 @@ def render_markdown(report):
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def _first_line(message, limit=160):
+    first = (message or "").strip().splitlines()[:1]
+    return (first[0] if first else "")[:limit]
+
+
 def summary_lines(report, md_path=None):
-    """A few console lines: status, each stage's counts and time, hello ranks, failures."""
+    """A few console lines: status, each stage's counts and time, hello ranks, failures, rescues."""
     run = report.get("run") or {}
     lines = ["MTRT run %s in %s s" % (run.get("status"), run.get("duration_s"))
              + (" - report: %s" % md_path if md_path else "")]
-    for s in report.get("stages") or []:
+    for s in visible_stages(report.get("stages")):
         c = s["counts"]
-        lines.append("  %-3s %-18s %-6s ok=%d changed=%d failed=%d %ss" % (
-            s.get("number") or "", s["key"], s["status"], c["ok"], c["changed"],
-            c["failed"] + c["unreachable"], s.get("duration_s")))
+        lines.append("  %-3s %-18s %-7s ok=%d changed=%d failed=%d%s %ss" % (
+            s.get("number") or "", s["key"], stage_status(s), c["ok"], c["changed"],
+            c["failed"] + c["unreachable"], " rescued=%d" % c["rescued"] if c.get("rescued") else "",
+            s.get("duration_s")))
     for _stage, host, entry in iter_results(report, "mpi_hello"):
         data = entry["result"]
         per_host = " ".join("%s=%s" % kv for kv in (data.get("ranks_per_host") or {}).items())
         lines.append("  hello on %s: world_size=%s %s missing=%s" % (
             host, data.get("world_size"), per_host, data.get("missing_ranks") or "none"))
+    for f in report.get("rescued") or []:
+        lines.append("  RESCUED %s / %s: %s" % (f["host"], f["task"], _first_line(f["message"])))
     for f in report.get("failures") or []:
-        first = (f["message"] or "").strip().splitlines()[:1]
-        lines.append("  FAILED %s / %s: %s" % (f["host"], f["task"], (first[0] if first else "")[:160]))
+        lines.append("  FAILED %s / %s: %s" % (f["host"], f["task"], _first_line(f["message"])))
     return lines

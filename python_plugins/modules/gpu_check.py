@@ -106,7 +106,8 @@ options:
     elements: str
     default: []
 notes:
-  - Supports check mode (reports the command it would run).
+  - Supports check mode: reports the command it would run, starts nothing, and returns
+    C(rc=null) with C(failed=false).
 """
 
 EXAMPLES = r"""
@@ -180,7 +181,7 @@ command:
   returned: always
   type: list
 rc:
-  description: mpirun's exit status (null when it timed out or did not run).
+  description: mpirun's exit status (null when it timed out or did not run, as in check mode).
   returned: always
   type: int
 timed_out:
@@ -307,7 +308,8 @@ def main():
         module.fail_json(msg="mpirun not found on the launcher (%s): install Open MPI in the node image"
                          % p["mpirun"], **result)
     if module.check_mode:
-        module.exit_json(skipped_reason="check mode: mpirun not started", **result)
+        # rc stays null (nothing ran); say failed=false, or Ansible reads a non-zero rc as a failure.
+        module.exit_json(skipped_reason="check mode: mpirun not started", failed=False, **result)
 
     run = run_bounded(argv, p["timeout_s"], env=env)
     noise = ("MTRT-", "NCCL INFO")

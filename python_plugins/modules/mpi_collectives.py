@@ -88,7 +88,8 @@ options:
     type: str
     default: ""
 notes:
-  - Supports check mode (reports the command it would run).
+  - Supports check mode: reports the command it would run, starts nothing, and returns
+    C(rc=null) with C(failed=false).
   - Sizes follow nccl-tests; for Scatter, Gather and Allgather the size is the whole gathered buffer.
 """
 
@@ -155,7 +156,7 @@ command:
   returned: always
   type: list
 rc:
-  description: mpirun's exit status (null when it timed out or did not run).
+  description: mpirun's exit status (null when it timed out or did not run, as in check mode).
   returned: always
   type: int
 timed_out:
@@ -260,7 +261,8 @@ def main():
         module.fail_json(msg="mpirun not found on the launcher (%s): install Open MPI in the node image"
                          % p["mpirun"], **result)
     if module.check_mode:
-        module.exit_json(skipped_reason="check mode: mpirun not started", **result)
+        # rc stays null (nothing ran); say failed=false, or Ansible reads a non-zero rc as a failure.
+        module.exit_json(skipped_reason="check mode: mpirun not started", failed=False, **result)
 
     run = run_bounded(argv, p["timeout_s"], env=env or None)
     result.update(rc=run["rc"], timed_out=run["timed_out"], duration_s=run["duration_s"],

@@ -60,7 +60,8 @@ options:
     type: bool
     default: true
 notes:
-  - Supports check mode (reports the command it would run).
+  - Supports check mode: reports the command it would run, starts nothing, and returns
+    C(rc=null) with C(failed=false).
 """
 
 EXAMPLES = r"""
@@ -85,7 +86,7 @@ command:
   type: list
   sample: [/usr/bin/mpirun, --allow-run-as-root, --hostfile, /etc/mtrt/cluster/hostfile, -np, "4", python3, hello.py]
 rc:
-  description: mpirun's exit status (null when it timed out or did not run).
+  description: mpirun's exit status (null when it timed out or did not run, as in check mode).
   returned: always
   type: int
 timed_out:
@@ -215,7 +216,8 @@ def main():
         module.fail_json(msg="mpirun not found on the launcher (%s): install Open MPI in the node image"
                          % params["mpirun"], **result)
     if module.check_mode:
-        module.exit_json(skipped_reason="check mode: mpirun not started", **result)
+        # rc stays null (nothing ran); say failed=false, or Ansible reads a non-zero rc as a failure.
+        module.exit_json(skipped_reason="check mode: mpirun not started", failed=False, **result)
 
     run = run_bounded(argv, params["timeout_s"], env=params["env"] or None)
     parsed = parse_hello(run["stdout"], np, placement if params["check_placement"] else None)

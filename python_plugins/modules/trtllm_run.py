@@ -316,7 +316,8 @@ def main():
     result["cmd"] = mpirun_argv(command, np, hostfile=p["hostfile"], mca=p["mca"],
                                 env_names=sorted(env), mpirun=p["mpirun"])
     if module.check_mode:
-        module.exit_json(**result)
+        # rc stays null (nothing ran); say failed=false, or Ansible reads a non-zero rc as a failure.
+        module.exit_json(failed=False, **result)
 
     try:
         run = run_bounded(result["cmd"], p["timeout_s"], env=env)

@@ -40,20 +40,33 @@ import pytest  # noqa: E402
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
 
+def ansible_reads_failed(result):
+    """Whether ansible-core takes a module's raw result for a failure.
+
+    ``TaskExecutor._execute``: an explicit ``failed`` wins; without one, an ``rc``
+    key whose value is not 0 fails the task (``rc: null`` included).
+    """
+    if "failed" in result:
+        return bool(result["failed"])
+    return "rc" in result and result["rc"] not in (0, "0")
+
+
 @pytest.fixture
 def run_module(capsys):
     """Run a module's ``main()`` with ``args``; return its parsed JSON result.
 
-    The result dict gets ``failed`` set the way Ansible would read it.
+    The result dict gets ``failed`` set when absent (False), unless ``raw=True``:
+    then it is exactly what the module printed (see ``ansible_reads_failed``).
     """
 
-    def _run(module, args):
+    def _run(module, args, raw=False):
         with patch_module_args(args):
             with pytest.raises(SystemExit):
                 module.main()
         out = capsys.readouterr().out
         result = json.loads(out)
-        result.setdefault("failed", False)
+        if not raw:
+            result.setdefault("failed", False)
         return result
 
     return _run

@@ -7,16 +7,20 @@ private key in a result, loop items, skips, an ignored and a real failure).
 
 import json
 import os
+import pathlib
+import sys
+import textwrap
 import types
 
 import pytest
 from ansible.plugins.loader import callback_loader
 
 import run_report  # python_plugins/callback (conftest puts it on sys.path)
-from conftest import FIXTURES, PLUGINS
+from conftest import FIXTURES, PLUGINS, ROOT
 
 mtrt_report = run_report.mtrt_report
 EVENTS = json.loads((FIXTURES / "run_report" / "events.json").read_text())
+H200 = ROOT / "docs" / "results" / "h200x2-local" / "report.json"  # a real run on 2x H200 (local mode)
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +38,10 @@ def test_stages_in_run_order_with_counts(report):
                             "trtllm_engine", "trtllm_inference", "summary"]
     assert [s["number"] for s in report["stages"]] == ["00", "30", "60", "70", "80", "90", "99"]
     assert stages["preflight"]["counts"] == dict(ok=1, changed=0, failed=0, skipped=0,
-                                                 unreachable=0, ignored=1)
+                                                 unreachable=0, ignored=1, rescued=0)
     assert stages["ssh_keys"]["counts"]["changed"] == 1
     assert stages["mpi_hello"]["counts"] == dict(ok=2, changed=0, failed=0, skipped=2,
-                                                 unreachable=0, ignored=0)
+                                                 unreachable=0, ignored=0, rescued=0)
     assert stages["mpi_hello"]["tasks"][0]["hosts"] == {"node2": "skipped", "node1": "ok"}
     assert stages["trtllm_inference"]["status"] == "failed"
     assert {s["status"] for k, s in stages.items() if k != "trtllm_inference"} == {"ok"}
@@ -88,7 +92,7 @@ def test_markdown_for_a_person(report):
     assert "Engine reused (cache hit): `/TRTDir/engines/tiny-tp2`" in md
     assert "What is MPI?" in md and "A message passing interface." in md
     assert "Whole run: latency 0.25 s, 4.0 prompts/s." in md
-    assert "| allreduce | sum | 1048576 | 812.5 | 1.29 | 1.94 | True |" in md
+    assert "| allreduce | sum | yes (1 size) | 812.5 | 812.5 | 1.29 | 1.94 |" in md
     assert "- **fingerprint**: `SHA256:fake-node2`" in md  # an unknown kind as key/value
     assert "| trtllm_inference | node2 | Compare the output with the reference |" in md
 
@@ -200,3 +204,353 @@ def test_callback_glue_writes_files_and_prints_summary(tmp_path, monkeypatch):
     assert (tmp_path / "latest" / "report.md").is_file()
     assert printed[1].startswith("MTRT run successful") and printed[1].endswith("r1/report.md")
     assert "  hello on node1: world_size=2 node1=2 missing=none" in printed
+
+
+# --- repeated plays that only skip, rescued failures -------------------------------------
+
+def _play(builder, name, results, role=None, uuid_prefix=None):
+    """Feed one play: ``results`` is [(task, host, event, extra event_data)]; return all notes."""
+    notes = builder.feed(_ev("playbook_on_play_start", name=name))
+    started = set()
+    for i, (task, host, event, extra) in enumerate(results):
+        uuid = "%s-%s" % (uuid_prefix or name, task)
+        if uuid not in started:
+            started.add(uuid)
+            notes += builder.feed(_ev("playbook_on_task_start", task=task, task_uuid=uuid, role=role))
+        notes += builder.feed(_ev(event, host=host, task_uuid=uuid, res=dict(extra.pop("res", {})), **extra))
+    return notes
+
+
+def test_repeated_play_that_only_skipped_is_no_stage():
+    builder = mtrt_report.ReportBuilder()
+    pre = "Stage 00 - Preflight (validates the inventory, changes nothing)"
+    skip = [("Check", "localhost", "runner_on_skipped", {}), ("Remember", "localhost", "runner_on_skipped", {})]
+    _play(builder, pre, [("Check", "localhost", "runner_on_ok", {})], role="preflight", uuid_prefix="p1")
+    notes = _play(builder, "Stage 10 - Node image", [("Build", "localhost", "runner_on_skipped", {})],
+                  role="node_image")
+    assert [n["type"] for n in notes] == ["stage_finished", "stage_started", "task_result"]  # first of its key
+    notes = _play(builder, pre, list(skip), role="preflight", uuid_prefix="p2")
+    assert notes[0] == dict(notes[0], type="stage_finished", stage="node_image", status="skipped")
+    assert notes[1:] == []  # the repeat is held back while it only skips
+    notes = _play(builder, "Stage 60 - MPI hello", [("Say", "node1", "runner_on_ok", {})], role="mpi_hello")
+    assert [n["type"] for n in notes] == ["stage_started", "task_result"]  # the repeat vanished, unfinished
+    # a repeat that does something is a stage: its held notes come out in order when it does
+    notes = _play(builder, pre, [("Check", "localhost", "runner_on_skipped", {}),
+                                 ("Remember", "localhost", "runner_on_ok", {})], role="preflight", uuid_prefix="p3")
+    assert [(n["type"], n.get("stage")) for n in notes] == [
+        ("stage_finished", "mpi_hello"), ("stage_started", "preflight_2"), ("task_result", "preflight_2"),
+        ("task_result", "preflight_2")]
+    _play(builder, pre, list(skip), role="preflight", uuid_prefix="p4")
+    notes = builder.feed(_ev("playbook_on_stats", processed={"localhost": 1, "node1": 1}))
+    assert notes == []  # the last repeat only skipped: no stage_finished either
+    report = builder.report()
+    assert [(s["key"], s["status"]) for s in report["stages"]] == [
+        ("preflight", "ok"), ("node_image", "skipped"), ("mpi_hello", "ok"), ("preflight_2", "ok")]
+    md = mtrt_report.render_markdown(report)
+    assert "| 10 | node_image | skipped | 1 | 0 | 0 | 0 | 1 | 0 | 0 | 0 |" in md and "preflight_3" not in md
+    assert [line.split()[1] for line in mtrt_report.summary_lines(report)[1:]] == [
+        "preflight", "node_image", "mpi_hello", "preflight_2"]
+
+
+def test_canceled_repeat_that_only_skipped_stays():
+    builder = mtrt_report.ReportBuilder()
+    _play(builder, "Stage 00 - Preflight", [("Check", "localhost", "runner_on_ok", {})], role="preflight")
+    _play(builder, "Stage 00 - Preflight", [("Check", "localhost", "runner_on_skipped", {})],
+          role="preflight", uuid_prefix="again")
+    notes = builder.finish("canceled")
+    assert [(n["type"], n.get("stage")) for n in notes] == [
+        ("stage_started", "preflight_2"), ("task_result", "preflight_2"), ("stage_finished", "preflight_2")]
+    assert builder.report()["stages"][-1]["status"] == "canceled"
+
+
+def test_old_reports_hide_repeats_and_show_skipped_stages():
+    """report.json written before repeats were dropped: the renderer hides them too."""
+    report = json.loads(H200.read_text())
+    assert "preflight_11" in [s["key"] for s in report["stages"]]
+    md = mtrt_report.render_markdown(report)
+    lines = mtrt_report.summary_lines(report)
+    assert "preflight_2" not in md and not any("preflight_" in line for line in lines)
+    assert "| 10 | node_image | skipped | 9 | 0 | 0 | 0 | 9 | 0 | 0 | 0 | 0.135 |" in md
+    assert "| 00 | preflight | ok | 4 | 3 | 0 | 0 | 1 | 0 | 0 | 0 | 0.781 |" in md
+    assert [line.split()[1] for line in lines[1:14]] == [
+        "preflight", "node_image", "cluster_network", "ssh_keys", "mpi_config", "node_containers", "ssh_mesh",
+        "mpi_hello", "mpi_collectives", "gpu_preflight", "trtllm_engine", "trtllm_inference", "summary"]
+
+
+def test_rescued_failure_is_reported_apart_and_the_run_succeeds():
+    builder = mtrt_report.ReportBuilder()
+    notes = _play(builder, "Stage 50 - SSH mesh", [
+        ("Check SSH", "node1", "runner_on_failed",
+         {"rescued": True, "res": {"msg": "SSH mesh check failed: node2: host key changed"}}),
+        ("Restart", "node1", "runner_on_ok", {"res": {"changed": True}}),
+        ("Check SSH again", "node1", "runner_on_ok", {}),
+    ], role="ssh_mesh")
+    assert notes[1]["status"] == "rescued" and notes[1]["message"].startswith("SSH mesh check failed")
+    notes = builder.feed(_ev("playbook_on_stats", processed={"node1": 1}, ok={"node1": 2}, rescued={"node1": 1}))
+    assert notes[0]["status"] == "ok" and "rescued" not in notes[0]  # the note keeps its six counts
+    report = builder.report()
+    assert report["run"]["status"] == "successful" and report["failures"] == []
+    assert report["rescued"] == [{"stage": "ssh_mesh", "host": "node1", "task": "Check SSH", "action": None,
+                                  "status": "rescued",
+                                  "message": "SSH mesh check failed: node2: host key changed"}]
+    stage = report["stages"][0]
+    assert stage["status"] == "ok" and stage["counts"]["rescued"] == 1 and stage["counts"]["failed"] == 0
+    assert stage["tasks"][0]["hosts"] == {"node1": "rescued"}
+    md = mtrt_report.render_markdown(report)
+    assert "## Failures" not in md and "## Healed / rescued" in md
+    assert "| ssh_mesh | node1 | Check SSH | SSH mesh check failed: node2: host key changed |" in md
+    lines = mtrt_report.summary_lines(report)
+    assert not any("FAILED" in line for line in lines)
+    assert lines[1].split()[:3] == ["50", "ssh_mesh", "ok"] and "rescued=1" in lines[1]
+    assert lines[-1] == "  RESCUED node1 / Check SSH: SSH mesh check failed: node2: host key changed"
+    # without the play recap (a run that was cut short) a rescued failure still does not fail the run
+    builder = mtrt_report.ReportBuilder()
+    _play(builder, "Stage 50 - SSH mesh", [("Check SSH", "node1", "runner_on_failed", {"rescued": True})])
+    builder.finish()
+    assert builder.report()["run"]["status"] == "successful"
+
+
+def test_unmarked_failures_are_refiled_by_the_play_recap():
+    """Runner's events do not say what a rescue caught: the recap's per-host counts decide."""
+    builder = mtrt_report.ReportBuilder()
+    failed = ("runner_on_failed", {"res": {"msg": "boom"}})
+    _play(builder, "Stage 50 - SSH mesh", [("Check SSH", h) + tuple(failed) for h in ("a", "b", "c")]
+          + [("Heal", "a", "runner_on_ok", {})], role="ssh_mesh")
+    _play(builder, "Stage 60 - MPI hello", [("Say", "a") + tuple(failed)], role="mpi_hello")
+    assert [f["host"] for f in builder.failures] == ["a", "b", "c", "a"]
+    builder.feed(_ev("playbook_on_stats", processed=dict.fromkeys("abc", 1),
+                     failures={"a": 1, "b": 1, "c": 1}, rescued={"a": 1, "c": 1}))
+    report = builder.report()
+    # a: 2 failures = 1 rescued (the first) + 1 failed; b: failed; c: counts do not add up, stays failed
+    assert [(f["stage"], f["host"]) for f in report["rescued"]] == [("ssh_mesh", "a")]
+    assert [(f["stage"], f["host"]) for f in report["failures"]] == [("ssh_mesh", "b"), ("ssh_mesh", "c"),
+                                                                    ("mpi_hello", "a")]
+    mesh = report["stages"][0]
+    assert mesh["counts"]["failed"] == 2 and mesh["counts"]["rescued"] == 1 and mesh["status"] == "failed"
+    assert mesh["tasks"][0]["hosts"] == {"a": "rescued", "b": "failed", "c": "failed"}
+    # a stage whose only failures were rescued is ok again
+    builder = mtrt_report.ReportBuilder()
+    _play(builder, "Stage 50 - SSH mesh", [("Check SSH", "a") + tuple(failed)], role="ssh_mesh")
+    builder.feed(_ev("playbook_on_stats", processed={"a": 1}, rescued={"a": 1}))
+    report = builder.report()
+    assert report["stages"][0]["status"] == "ok" and report["run"]["status"] == "successful"
+    assert report["failures"] == [] and len(report["rescued"]) == 1
+
+
+def test_in_rescued_block_follows_the_parent_chain():
+    def node(uuid, parent=None, block=(), rescue=()):
+        return types.SimpleNamespace(_uuid=uuid, _parent=parent, block=list(block), rescue=list(rescue))
+
+    task, healer = types.SimpleNamespace(_uuid="t"), types.SimpleNamespace(_uuid="h")
+    outer = node("outer", block=[task], rescue=[healer])
+    task._parent = healer._parent = outer
+    assert run_report.in_rescued_block(task) and not run_report.in_rescued_block(healer)
+    # a static import: the imported block, not the import task, sits in the enclosing block
+    imported_task = types.SimpleNamespace(_uuid="i")
+    include = types.SimpleNamespace(_uuid="inc")
+    imported = node("imp", parent=include, block=[imported_task])
+    imported_task._parent = imported
+    include._parent = node("outer2", block=[imported], rescue=[healer])
+    assert run_report.in_rescued_block(imported_task)
+    include._parent = node("plain", block=[imported])
+    assert not run_report.in_rescued_block(imported_task)
+    assert not run_report.in_rescued_block(types.SimpleNamespace(_uuid="x", _parent=None))
+
+
+RESCUE_PLAYS = {
+    "preflight.yml": """
+        - name: Stage 00 - Preflight
+          hosts: localhost
+          gather_facts: false
+          roles:
+            - role: preflight
+              when: not (preflight_done | default(false))
+        """,
+    "play.yml": """
+        - name: Preflight
+          ansible.builtin.import_playbook: preflight.yml
+        - name: Stage 50 - SSH mesh
+          hosts: nodes
+          gather_facts: false
+          roles: [ssh_mesh]
+        - name: Preflight
+          ansible.builtin.import_playbook: preflight.yml
+        - name: Stage 10 - Node image
+          hosts: localhost
+          gather_facts: false
+          tasks:
+            - name: Build the node image
+              ansible.builtin.debug: {msg: never}
+              when: false
+        - name: Preflight
+          ansible.builtin.import_playbook: preflight.yml
+        """,
+    "roles/preflight/tasks/main.yml": """
+        - name: Check the inventory
+          ansible.builtin.debug: {msg: fine}
+        - name: Remember that preflight passed for this run
+          ansible.builtin.set_fact: {preflight_done: true}
+        """,
+    "roles/ssh_mesh/tasks/main.yml": """
+        - name: Check the mesh and heal
+          block:
+            - name: Check SSH
+              ansible.builtin.fail: {msg: "SSH mesh check failed: node2: host key changed"}
+              when: inventory_hostname == 'node1'
+          rescue:
+            - name: Heal the nodes
+              ansible.builtin.debug: {msg: healed}
+        - name: Check again through an import
+          block:
+            - name: Import the check
+              ansible.builtin.import_tasks: check.yml
+          rescue:
+            - name: Heal again
+              ansible.builtin.debug: {msg: healed}
+        """,
+    "roles/ssh_mesh/tasks/check.yml": """
+        - name: Check the ring
+          ansible.builtin.fail: {msg: ring broken}
+          when: inventory_hostname == 'node2'
+        """,
+}
+
+
+def test_real_run_rescue_and_repeated_preflight(tmp_path):
+    """ansible-runner with the callback: rescued failures and preflight repeats, both ways of building."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from mpi_trt_ansible import api
+
+    for name, text in RESCUE_PLAYS.items():
+        path = tmp_path / "p" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("---\n" + textwrap.dedent(text).lstrip())
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory = tmp_path / "p" / "inventory.yml"
+    inventory.write_text(json.dumps({"all": {"hosts": {"localhost": local},
+                                             "children": {"nodes": {"hosts": {"node1": local, "node2": local}}}}}))
+    seen = []
+    result = api.run_pipeline(inventory=str(inventory), playbook=str(tmp_path / "p" / "play.yml"),
+                              on_event=seen.append, private_data_dir=str(tmp_path / "pdd"), timeout=120)
+    assert (result.status, result.rc) == ("successful", 0)
+    report = result.report  # the callback's report.json
+    assert [(s["key"], s["status"]) for s in report["stages"]] == [
+        ("preflight", "ok"), ("ssh_mesh", "ok"), ("node_image", "skipped")]
+    mesh = report["stages"][1]
+    assert mesh["counts"]["rescued"] == 2 and mesh["counts"]["failed"] == 0
+    assert report["failures"] == [] and result.failures == []
+    assert [(r["host"], r["task"], r["status"], r["message"]) for r in report["rescued"]] == [
+        ("node1", "Check SSH", "rescued", "SSH mesh check failed: node2: host key changed"),
+        ("node2", "Check the ring", "rescued", "ring broken")]
+    assert report["hosts"]["node1"]["rescued"] == 1 and report["hosts"]["node2"]["rescued"] == 1
+    md = pathlib.Path(result.report_md).read_text()
+    assert "preflight_2" not in md and "## Healed / rescued" in md and "## Failures" not in md
+    lines = mtrt_report.summary_lines(report)
+    assert lines[0].startswith("MTRT run successful") and not any("FAILED" in line for line in lines)
+    assert "  RESCUED node2 / Check the ring: ring broken" in lines
+    assert not [e for e in seen if getattr(e, "stage", "").startswith("preflight_")]  # nor in progress
+    # runner's events (no rescue mark) build the same report, the recap refiling the failures
+    from_events = api.report_lib(ROOT).ReportBuilder()
+    saved = pathlib.Path(result.artifact_dir, "job_events").glob("*.json")
+    for path in sorted(saved, key=lambda p: int(p.name.split("-", 1)[0])):
+        from_events.feed(json.loads(path.read_text()))
+    from_events.finish()
+    again = from_events.report()
+    for key in ("failures", "rescued", "hosts", "results"):
+        assert again[key] == report[key], key
+    assert [(s["key"], s["status"], s["counts"]) for s in again["stages"]] == [
+        (s["key"], s["status"], s["counts"]) for s in report["stages"]]
+
+
+# --- module sections of report.md --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def h200_md():
+    return mtrt_report.render_markdown(json.loads(H200.read_text()))
+
+
+def _section(md, heading):
+    start = md.index(heading)
+    end = md.find("\n## ", start + 1)
+    return md[start:end if end > 0 else len(md)]
+
+
+def test_collectives_summary_one_row_per_collective_and_op(h200_md):
+    text = _section(h200_md, "## Collectives: mpi_collectives on gpu0")
+    assert ("World size 2 on vm; Open MPI v4.1.6; mpirun rc 0, 19.623 s; 288 rows "
+            "(24 collective/op pairs x 12 sizes, 16 B to 64 MiB).") in text
+    assert ("| Collective | Op | Correct | Latency at 16 B (us) | Time at 64 MiB (us) | Alg bw (GB/s) "
+            "| Bus bw (GB/s) |") in text
+    assert "| bcast |  | yes (12 sizes) | 2.13 | 11353.607 | 5.910797 | 5.910797 |" in text
+    assert "| allreduce | SUM | yes (12 sizes) | 3.053 | 69164.046 | 0.970285 | 0.970285 |" in text
+    assert text.count("\n| ") == 1 + 24  # the header and one row per pair
+    assert "`results.mpi_collectives.gpu0[0].result.results` in report.json" in text
+
+
+def test_collectives_failures_in_full_and_uneven_sizes():
+    rows = [{"collective": "allreduce", "op": "SUM", "size_bytes": n, "time_us": n / 100.0, "algbw_gbps": 1.0,
+             "busbw_gbps": 1.5, "correct": n != 1024} for n in (16, 1024, 4096)]
+    rows.append({"collective": "bcast", "op": None, "size_bytes": 16, "time_us": 2.0, "algbw_gbps": 0.01,
+                 "busbw_gbps": 0.01, "correct": True})
+    failures = [{"collective": "allreduce", "op": "SUM", "size_bytes": 1024, "rank": r, "host": "node2",
+                 "index": 3, "expected": 6.0, "got": 7.0} for r in (1, 3)]
+    md = "\n".join(mtrt_report.RENDERERS["mpi_collectives"][1](
+        {"world_size": 4, "results": rows, "failures": failures, "rc": 0, "duration_s": 1.0,
+         "problems": ["allreduce SUM at 1024 B: rank 1 (node2) got 7.0"]}))
+    assert "| allreduce | SUM | NO: 1 of 3 sizes wrong | 16 B | 0.16 | 4 KiB | 40.96 | 1.0 | 1.5 |" in md
+    assert "| bcast |  | yes (1 size) | 16 B | 2.0 | 16 B | 2.0 | 0.01 | 0.01 |" in md
+    assert "Wrong values (2):" in md and "| allreduce | SUM | 1024 | 3 | node2 | 3 | 6.0 | 7.0 |" in md
+    assert "- Problem: allreduce SUM at 1024 B: rank 1 (node2) got 7.0" in md
+
+
+def test_gpu_sections(h200_md):
+    text = _section(h200_md, "## Rank to GPU: gpu_preflight on gpu0")
+    assert "World size 2; 2 of 2 ranks found their GPU; mpirun rc 0, 7.129 s." in text
+    assert "| Rank | Host | Local rank | Device | Device name | Exists | Error |" in text
+    assert "| 1 | vm | 1 | 1 | NVIDIA H200 | yes |  |" in text
+    text = _section(h200_md, "## NCCL all-reduce: gpu_preflight on gpu0")
+    assert text.split("\n")[4].startswith("all_reduce over 2 ranks: 344.6 GB/s busbw at 4 GiB via P2P")
+    assert "Transport: P2P (channels P2P/CUMEM: 48; NVLS channels 0; 1 node(s))." in text
+    assert "Versions: torch 2.11.0+cu130, NCCL 2.28.9; 2 ranks (0 cuda:0@vm, 1 cuda:1@vm)" in text
+    assert "| 1 KiB | 67.91 | 0.0151 | 0.0151 | yes |" in text and "| 4 GiB | 12463.798 | 344.5954 | 344.5954 | yes |" in text
+    assert text.count("\n| ") == 1 + 12 and "stderr_tail" not in text
+    text = _section(h200_md, "## GPUs: gpu_preflight on gpu0")
+    assert "| 0 | NVIDIA H200 | 143771 | 00000000:00:06.0 | GPU-928940ec-4b2f-9c88-2a38-b2930187b08f |" in text
+    assert ("NVLink: all of 1 GPU pair(s) linked (GPU0-GPU1 NV18), at least 18 links per linked pair; "
+            "limit 450.0 GB/s per direction.") in text
+    md = "\n".join(mtrt_report.RENDERERS["gpu_facts"][1]({"present": False, "reason": "nvidia-smi not found"}))
+    assert md.startswith("No GPU: nvidia-smi not found")
+
+
+def test_compact_key_lines(h200_md):
+    text = _section(h200_md, "## TensorRT-LLM: trtllm_engine on gpu0")
+    assert "TensorRT-LLM: not installed for `/opt/torch/.venv/bin/python3` (Python 3.12.3)." in text
+    assert "Reason: no tensorrt_llm distribution is installed" in text and "package_dir" not in text
+    text = _section(h200_md, "## Preflight: preflight on localhost")
+    assert "Preflight OK: no problems." in text
+    assert "Checked: mode local, nodes 1, slots 2, np 2, gpus 2, docker_networks 0, host_routes 2," in text
+    render = {kind: fn for kind, (_title, fn) in mtrt_report.RENDERERS.items()}
+    md = "\n".join(render["trtllm_facts"]({
+        "present": True, "supported": True, "version": "0.12.0", "flow": "modern", "python": "/usr/bin/python3",
+        "python_version": "3.10.12", "tools": {"run_py": "/x/run.py", "trtllm_build": None},
+        "gpus_per_node_fix": {"gpus_per_node": 1, "method": "patch_model_runner"},
+        "gpus_per_node_patch": {"anchors": 1, "applied": True, "value": 1}}))
+    assert "TensorRT-LLM 0.12.0 (modern flow), supported, for `/usr/bin/python3` (Python 3.10.12)." in md
+    assert "Tools found: run_py; missing: trtllm_build." in md and "gpus_per_node 1: patch_model_runner" in md
+    assert "model_runner.py patch: applied (value 1, 1 anchor(s))." in md
+    md = "\n".join(render["trtllm_patch"]({
+        "path": "/p/model_runner.py", "backup": "/p/model_runner.py.mtrt-orig", "action": "applied",
+        "before": {"anchors": 1, "applied": False, "value": None}, "after": {"anchors": 1, "applied": True, "value": 1},
+        "msg": "model_runner.py: inserted runtime_mapping.gpus_per_node = 1"}))
+    assert md.startswith("Patch applied: action applied; gpus_per_node None -> 1.")
+    md = "\n".join(render["ssh_mesh"]({
+        "direct": [{"ok": True, "hops": ["node1"]}, {"ok": False, "hops": ["node2"], "cause": "host key changed",
+                                                       "fix": "restart node2"}],
+        "ring": [], "failed_peers": ["node2"], "duration_s": 1.2}))
+    assert md.startswith("Direct: 1/2 OK; ring: not checked; failed: node2; 1.2 s.")
+    assert "- node2: host key changed Fix: restart node2" in md
+    md = "\n".join(render["preflight"]({"ok": False, "checked": {"nodes": 2}, "problems": [
+        {"variable": "node_ip (node2)", "message": "node_ip (node2) equals the gateway.", "fix": "Pick another."}]}))
+    assert "Preflight found 1 problem(s)." in md
+    assert "- Problem: node_ip (node2) equals the gateway. Fix: Pick another." in md
