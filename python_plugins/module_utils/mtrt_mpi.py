@@ -69,6 +69,49 @@ def expected_placement(hosts_slots, np):
     return placement
 
 
+def mpirun_argument_spec(timeout_s=120):
+    """Argument spec of the options every mpirun-launching module shares.
+
+    Documented once in the ``mtrt_mpirun`` doc fragment; a module adds its own
+    options (script, sizes, ...) to this dict.
+    """
+    return dict(
+        hostfile=dict(type="path"),
+        hosts=dict(type="list", elements="str"),
+        np=dict(type="int"),
+        python=dict(type="str", default="python3"),
+        mpirun=dict(type="str", default="mpirun"),
+        timeout_s=dict(type="int", default=timeout_s),
+        mca=dict(type="dict", default={}),
+        env=dict(type="dict", default={}),
+        extra_args=dict(type="list", elements="str", default=[]),
+    )
+
+
+def hosts_from_params(params):
+    """``[(host, slots)]`` from a module's ``hostfile`` (read here) or ``hosts`` option.
+
+    Raises OSError or HostfileError when the hostfile cannot be used.
+    """
+    if params.get("hostfile"):
+        with open(params["hostfile"]) as handle:
+            return parse_hostfile(handle.read())
+    hosts = []
+    for item in params.get("hosts") or []:
+        name, _, slots = item.partition(":")
+        hosts.append((name, int(slots or 1)))
+    return hosts
+
+
+def module_hosts(module, kind):
+    """``hosts_from_params`` for an AnsibleModule: fails the task (naming the hostfile) on a bad one."""
+    try:
+        return hosts_from_params(module.params)
+    except (OSError, HostfileError) as exc:
+        module.fail_json(msg="cannot use hostfile %s: %s" % (module.params.get("hostfile"), exc),
+                         mtrt_kind=kind)
+
+
 def running_as_root():
     return hasattr(os, "geteuid") and os.geteuid() == 0
 

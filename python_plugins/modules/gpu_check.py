@@ -24,28 +24,10 @@ options:
     type: str
     required: true
     choices: [rank_device, nccl_allreduce]
-  hostfile:
-    description: Open MPI hostfile on the launcher. Required unless O(hosts) is given.
-    type: path
-  hosts:
-    description: Hosts as C(name:slots) strings, used as C(--host) when no O(hostfile) is given.
-    type: list
-    elements: str
-  np:
-    description: Number of ranks. Defaults to all slots of the hostfile or O(hosts).
-    type: int
   script:
     description: Path of the probe script as seen on every node.
     type: path
     required: true
-  python:
-    description: Python on the nodes (torch for C(nccl_allreduce); mpi4py optional for C(rank_device)).
-    type: str
-    default: python3
-  mpirun:
-    description: mpirun to use; resolved to an absolute path.
-    type: str
-    default: mpirun
   gpus_per_node:
     description: Device of a rank is C(rank % gpus_per_node); 0 lets each rank use what it sees (rank_device)
       or its local rank (nccl_allreduce).
@@ -89,24 +71,13 @@ options:
     type: bool
     default: false
   timeout_s:
-    description: Seconds before the launch is killed and reported as timed out.
+    description: Seconds before the whole launch is killed (its process group) and reported as timed out.
     type: int
     default: 300
-  mca:
-    description: MCA parameters passed as C(--mca name value).
-    type: dict
-    default: {}
-  env:
-    description: Environment variables set for mpirun and exported to every rank with C(-x).
-    type: dict
-    default: {}
-  extra_args:
-    description: Extra mpirun arguments, placed before the command.
-    type: list
-    elements: str
-    default: []
+extends_documentation_fragment:
+  - mtrt_mpirun
 notes:
-  - Supports check mode: reports the command it would run, starts nothing, and returns
+  - Supports check mode, in which it reports the command it would run, starts nothing, and returns
     C(rc=null) with C(failed=false).
 """
 
@@ -210,22 +181,12 @@ from ansible.module_utils.mtrt_collectives import OutputError
 from ansible.module_utils.mtrt_gpu import (
     judge_allreduce, nvlink_limit_gbps, parse_nccl_allreduce, parse_rank_device)
 from ansible.module_utils.mtrt_mpi import (
-    HostfileError, expected_placement, mpirun_argv, parse_hostfile)
+    expected_placement, module_hosts, mpirun_argument_spec, mpirun_argv)
 from ansible.module_utils.mtrt_proc import run_bounded, tail
 
 KINDS = {"rank_device": "gpu_rank_device", "nccl_allreduce": "nccl_allreduce"}
 
 
-def hosts_slots(module, kind):
-    params = module.params
-    if params["hostfile"]:
-        try:
-            with open(params["hostfile"]) as handle:
-                return parse_hostfile(handle.read())
-        except (OSError, HostfileError) as exc:
-            module.fail_json(msg="cannot use hostfile %s: %s" % (params["hostfile"], exc), mtrt_kind=kind)
-    return [(name, int(slots or 1)) for name, _, slots in
-            (item.partition(":") for item in params["hosts"] or [])]
 
 
 def script_command(p, hosts):
@@ -257,14 +218,9 @@ def judge(p, run, np, result):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=dict(mpirun_argument_spec(timeout_s=300),
             check=dict(type="str", required=True, choices=sorted(KINDS)),
-            hostfile=dict(type="path"),
-            hosts=dict(type="list", elements="str"),
-            np=dict(type="int"),
             script=dict(type="path", required=True),
-            python=dict(type="str", default="python3"),
-            mpirun=dict(type="str", default="mpirun"),
             gpus_per_node=dict(type="int", default=0),
             master_addr=dict(type="str", default=""),
             master_port=dict(type="int", default=29551),
@@ -275,17 +231,13 @@ def main():
             nccl_debug=dict(type="bool", default=True),
             min_busbw_gbps=dict(type="float", default=0.0),
             nvlink_expected=dict(type="bool", default=False),
-            timeout_s=dict(type="int", default=300),
-            mca=dict(type="dict", default={}),
-            env=dict(type="dict", default={}),
-            extra_args=dict(type="list", elements="str", default=[]),
         ),
         required_one_of=[("hostfile", "hosts")],
         supports_check_mode=True,
     )
     p = module.params
     kind = KINDS[p["check"]]
-    hosts = hosts_slots(module, kind)
+    hosts = module_hosts(module, kind)
     slots = sum(s for _, s in hosts)
     np = p["np"] or slots
     env = {"NCCL_NVLS_ENABLE": "0"}

@@ -18,28 +18,10 @@ description:
 author: mpi-trt-ansible
 version_added: "1.0.0"
 options:
-  hostfile:
-    description: Open MPI hostfile on the launcher. Required unless O(hosts) is given.
-    type: path
-  hosts:
-    description: Hosts as C(name:slots) strings, used as C(--host) when no O(hostfile) is given.
-    type: list
-    elements: str
-  np:
-    description: Number of ranks. Defaults to all slots of the hostfile or O(hosts).
-    type: int
   script:
     description: Path of C(mtrt_collectives.py) as seen on every node.
     type: path
     required: true
-  python:
-    description: Python interpreter on the nodes that has mpi4py.
-    type: str
-    default: python3
-  mpirun:
-    description: mpirun to use; resolved to an absolute path.
-    type: str
-    default: mpirun
   min_bytes:
     description: Smallest message size in bytes.
     type: int
@@ -65,30 +47,19 @@ options:
     type: float
     default: 0.2
   timeout_s:
-    description: Seconds before the whole launch is killed and reported as timed out.
+    description: Seconds before the whole launch is killed (its process group) and reported as timed out.
     type: int
     default: 300
-  mca:
-    description: MCA parameters passed as C(--mca name value).
-    type: dict
-    default: {}
-  env:
-    description: Environment variables set for mpirun and exported to every rank with C(-x).
-    type: dict
-    default: {}
-  extra_args:
-    description: Extra mpirun arguments, placed before the command.
-    type: list
-    elements: str
-    default: []
   inject_fault:
     description:
       - Test hook. Corrupt one result, e.g. C(allreduce:SUM:rank1), to prove that the check catches a wrong
         reduction. The module then fails. Leave empty in real runs.
     type: str
     default: ""
+extends_documentation_fragment:
+  - mtrt_mpirun
 notes:
-  - Supports check mode: reports the command it would run, starts nothing, and returns
+  - Supports check mode, in which it reports the command it would run, starts nothing, and returns
     C(rc=null) with C(failed=false).
   - Sizes follow nccl-tests; for Scatter, Gather and Allgather the size is the whole gathered buffer.
 """
@@ -184,55 +155,32 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.mtrt_collectives import (
     MARKER, OutputError, format_table, parse_collectives)
 from ansible.module_utils.mtrt_mpi import (
-    HostfileError, expected_placement, mpirun_argv, parse_hostfile)
+    expected_placement, module_hosts, mpirun_argument_spec, mpirun_argv)
 from ansible.module_utils.mtrt_proc import run_bounded, tail
 
 KIND = "mpi_collectives"
 FAULT_ENV = "MTRT_COLLECTIVES_INJECT_FAULT"
 
 
-def hosts_slots(module, kind):
-    """[(host, slots)] from the hostfile or the hosts option."""
-    params = module.params
-    if params["hostfile"]:
-        try:
-            with open(params["hostfile"]) as handle:
-                return parse_hostfile(handle.read())
-        except (OSError, HostfileError) as exc:
-            module.fail_json(msg="cannot use hostfile %s: %s" % (params["hostfile"], exc), mtrt_kind=kind)
-    hosts = []
-    for item in params["hosts"] or []:
-        name, _, slots = item.partition(":")
-        hosts.append((name, int(slots or 1)))
-    return hosts
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            hostfile=dict(type="path"),
-            hosts=dict(type="list", elements="str"),
-            np=dict(type="int"),
+        argument_spec=dict(mpirun_argument_spec(timeout_s=300),
             script=dict(type="path", required=True),
-            python=dict(type="str", default="python3"),
-            mpirun=dict(type="str", default="mpirun"),
             min_bytes=dict(type="int", default=16),
             max_bytes=dict(type="int", default=16 << 20),
             factor=dict(type="int", default=4),
             iterations=dict(type="int", default=20),
             warmup=dict(type="int", default=2),
             row_budget_s=dict(type="float", default=0.2),
-            timeout_s=dict(type="int", default=300),
-            mca=dict(type="dict", default={}),
-            env=dict(type="dict", default={}),
-            extra_args=dict(type="list", elements="str", default=[]),
             inject_fault=dict(type="str", default=""),
         ),
         required_one_of=[("hostfile", "hosts")],
         supports_check_mode=True,
     )
     p = module.params
-    hosts = hosts_slots(module, KIND)
+    hosts = module_hosts(module, KIND)
     slots = sum(s for _, s in hosts)
     np = p["np"] or slots
     env = dict(p["env"])

@@ -16,51 +16,22 @@ description:
 author: mpi-trt-ansible
 version_added: "1.0.0"
 options:
-  hostfile:
-    description: Open MPI hostfile on the launcher (C(host slots=N) lines). Required unless O(hosts) is given.
-    type: path
-  hosts:
-    description: Hosts as C(name:slots) strings, used as C(--host) when no O(hostfile) is given.
-    type: list
-    elements: str
-  np:
-    description: Number of ranks. Defaults to all slots of the hostfile or O(hosts).
-    type: int
   script:
     description: Hello-world script path as seen on every node.
     type: path
     required: true
-  python:
-    description: Python interpreter on the nodes that has mpi4py.
-    type: str
-    default: python3
-  mpirun:
-    description: mpirun to use; resolved to an absolute path so remote daemons find Open MPI too.
-    type: str
-    default: mpirun
   timeout_s:
-    description: Seconds before the whole launch is killed and reported as timed out.
+    description: Seconds before the whole launch is killed (its process group) and reported as timed out.
     type: int
     default: 120
-  mca:
-    description: MCA parameters passed as C(--mca name value).
-    type: dict
-    default: {}
-  env:
-    description: Environment variables set for mpirun and exported to every rank with C(-x).
-    type: dict
-    default: {}
-  extra_args:
-    description: Extra mpirun arguments, placed before the command.
-    type: list
-    elements: str
-    default: []
   check_placement:
     description: Fail when a rank ran on another host than Open MPI's by-slot mapping of the hostfile gives.
     type: bool
     default: true
+extends_documentation_fragment:
+  - mtrt_mpirun
 notes:
-  - Supports check mode: reports the command it would run, starts nothing, and returns
+  - Supports check mode, in which it reports the command it would run, starts nothing, and returns
     C(rc=null) with C(failed=false).
 """
 
@@ -149,46 +120,23 @@ import socket
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.mpi_output import parse_hello
 from ansible.module_utils.mtrt_mpi import (
-    HostfileError, expected_placement, mpirun_argv, parse_hostfile)
+    expected_placement, module_hosts, mpirun_argument_spec, mpirun_argv)
 from ansible.module_utils.mtrt_proc import run_bounded, tail
 
 
-def _hosts_slots(module):
-    params = module.params
-    if params["hostfile"]:
-        try:
-            with open(params["hostfile"]) as handle:
-                return parse_hostfile(handle.read())
-        except (OSError, HostfileError) as exc:
-            module.fail_json(msg="cannot use hostfile %s: %s" % (params["hostfile"], exc),
-                             mtrt_kind="mpi_hello")
-    hosts = []
-    for item in params["hosts"] or []:
-        name, _, slots = item.partition(":")
-        hosts.append((name, int(slots or 1)))
-    return hosts
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            hostfile=dict(type="path"),
-            hosts=dict(type="list", elements="str"),
-            np=dict(type="int"),
+        argument_spec=dict(mpirun_argument_spec(timeout_s=120),
             script=dict(type="path", required=True),
-            python=dict(type="str", default="python3"),
-            mpirun=dict(type="str", default="mpirun"),
-            timeout_s=dict(type="int", default=120),
-            mca=dict(type="dict", default={}),
-            env=dict(type="dict", default={}),
-            extra_args=dict(type="list", elements="str", default=[]),
             check_placement=dict(type="bool", default=True),
         ),
         required_one_of=[("hostfile", "hosts")],
         supports_check_mode=True,
     )
     params = module.params
-    hosts = _hosts_slots(module)
+    hosts = module_hosts(module, "mpi_hello")
     slots = sum(s for _, s in hosts)
     np = params["np"] or slots
     placement = expected_placement(hosts, np)

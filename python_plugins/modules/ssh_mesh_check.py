@@ -11,7 +11,7 @@ description:
   - From the node it runs on (the launcher), opens C(ssh peer hostname) to every peer in parallel, retrying
     while sshd is still starting until O(timeout_s), and checks that each peer answers with its own name.
   - With O(ring), also checks C(peer -> next peer) through the launcher, so every node's client side (key,
-    known_hosts, ssh_config) is exercised once: 2N connections instead of N*N.
+    known_hosts, ssh_config) is exercised once, with 2N connections instead of N*N.
   - Uses the nodes' ssh configuration as it is (BatchMode, StrictHostKeyChecking yes); never weakens it.
     Fails naming each peer, the cause and the fix. Never changes anything.
 author: mpi-trt-ansible
