@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -191,7 +192,15 @@ def parse_recap(text):
     return recap
 
 
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def timed(argv, env, log_path: Path, timeout):
+    """(wall seconds, rc, output); the step's CPU seconds (ansible/bash and their children, not dockerd)
+    are left in ``timed.cpu_s``: on a busy 2-core box they vary less than the wall time."""
+    c0 = children_cpu()
     t0 = time.monotonic()
     try:
         proc = subprocess.run(argv, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -201,6 +210,7 @@ def timed(argv, env, log_path: Path, timeout):
         out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         rc = 124
     seconds = time.monotonic() - t0
+    timed.cpu_s = round(children_cpu() - c0, 2)
     log_path.write_text(out)
     return round(seconds, 3), rc, out
 
@@ -234,12 +244,14 @@ class Bench:
                      self.args.step_timeout)
 
     def record(self, kind, n, rep, seconds, ok, **extra):
-        entry = dict(kind=kind, n=n, repeat=rep, seconds=seconds, ok=ok, loadavg=loadavg(), **extra)
+        entry = dict(kind=kind, n=n, repeat=rep, seconds=seconds, cpu_s=getattr(timed, "cpu_s", None), ok=ok,
+                     loadavg=loadavg(), **extra)
         self.runs.append(entry)
         note = "" if ok else "  FAILED"
         if "changed" in extra:
             note += "  changed=%d" % extra["changed"]
-        log("    %-10s N=%-2d  %7.2f s%s" % (LABELS.get(kind, kind), n, seconds, note))
+        log("    %-10s N=%-2d  %7.2f s  (cpu %.1f s, load %s)%s" % (LABELS.get(kind, kind), n, seconds,
+                                                                   entry["cpu_s"] or 0, entry["loadavg"][0], note))
         return entry
 
     # --- the node image, once ---------------------------------------------------------------
@@ -394,9 +406,12 @@ def summarise(runs, ns):
         summary[kind] = {}
         for n in ns:
             vals = [r["seconds"] for r in runs if r["kind"] == kind and r["n"] == n and r["ok"]]
+            cpus = [r["cpu_s"] for r in runs if r["kind"] == kind and r["n"] == n and r["ok"]
+                    and r.get("cpu_s") is not None]
             if vals:
                 summary[kind][str(n)] = {"min": round(min(vals), 2), "median": round(statistics.median(vals), 2),
-                                         "max": round(max(vals), 2), "runs": vals}
+                                         "max": round(max(vals), 2), "runs": vals,
+                                         "cpu_median": round(statistics.median(cpus), 2) if cpus else None}
     ratios = {}
     for n in ns:
         k = str(n)
@@ -483,6 +498,7 @@ def plot(data, path: Path):
         if ls == "-":
             for x, y in zip(xs, med):
                 ax.annotate("%.1f" % y, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8, color=color)
+    ax.set_xlim(ns[0] - 1, ns[-1] + 0.15 * (ns[-1] - ns[0]) + 1)
     ax.set_xlabel("nodes N (2 MPI slots each)")
     ax.set_ylabel("seconds (median; bars: min..max)")
     ax.set_xticks(ns)
@@ -500,6 +516,7 @@ def plot(data, path: Path):
         ax2.axhline(limit, color=color, linestyle="--", alpha=0.5, linewidth=1)
         ax2.annotate("target %s <= %.1f at N=8" % (label, limit), (ns[0], limit), textcoords="offset points",
                      xytext=(0, 3), fontsize=7, color=color)
+    ax2.set_xlim(ns[0] - 1, ns[-1] + 1)
     ax2.set_xlabel("nodes N")
     ax2.set_ylabel("ratio ours / floor (medians)")
     ax2.set_xticks(ns)
@@ -508,9 +525,11 @@ def plot(data, path: Path):
     ax2.legend(loc="upper right", fontsize=9)
     ax2.set_title("Ratios")
     m = data["machine"]
-    fig.suptitle("mpi-trt-ansible bring-up vs plain bash floor - %s - %s CPUs, %s GiB, docker %s, ansible-core %s, "
-                 "%d repeat(s)" % (data["date"][:10], m["nproc"], m["memory_gib"], m["docker"].split()[0],
-                                   m["ansible_core"], data["config"]["repeats"]), fontsize=10)
+    fig.suptitle("mpi-trt-ansible bring-up (site.yml up to mpi_hello) vs plain bash floor - %s\n%s CPUs, %s GiB, "
+                 "docker %s, ansible-core %s, node connection %s, %d repeat(s), load at start %s"
+                 % (data["date"][:10], m["nproc"], m["memory_gib"], m["docker"].split()[0], m["ansible_core"],
+                    data["config"].get("node_connection"), data["config"]["repeats"],
+                    (m.get("loadavg_start") or ["?"])[0]), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -526,6 +545,10 @@ def markdown(data):
              % (" ".join(data["config"]["argv"]), data["config"]["tags"],
                 "network, N x docker run in parallel, one docker exec with one mpirun of 2N ranks",
                 data["config"]["repeats"]), "",
+             "Project measured: `%s`; nodes reached with `%s`; our names %s on %s, floor %s on %s."
+             % (os.path.relpath(data["config"]["project"], ROOT) if data["config"]["project"].startswith(str(ROOT))
+                else data["config"]["project"], data["config"].get("node_connection"), data["config"].get("node_names"),
+                data["config"]["network"], data["config"].get("floor_names"), data["config"]["floor_network"]), "",
              "Machine: %s CPUs (%s), %s GiB RAM, kernel %s, docker %s, ansible-core %s, Python %s; "
              "load average at start %s, end %s; %d other containers running at start."
              % (m["nproc"], m["cpu"], m["memory_gib"], m["kernel"], m["docker"], m["ansible_core"], m["python"],
@@ -576,6 +599,7 @@ def main(argv=None):
     # so docker_container name=b2 can match (and recreate or remove) a container whose ID starts with
     # b2 (seen here: it removed node b6). A prefix with a non-hex letter cannot match an ID.
     p.add_argument("--node-prefix", default="bn", help="our node names: <prefix>1..N (keep a non-hex letter)")
+    p.add_argument("--replot", metavar="JSON", help="only redraw the PNG and the note of an earlier run's JSON")
     p.add_argument("--no-floor", action="store_true", help="measure ours only (to compare playbook variants)")
     p.add_argument("--project", default=str(ROOT),
                    help="project dir whose site.yml/teardown.yml/ansible.cfg are measured (default: this one; "
@@ -590,6 +614,13 @@ def main(argv=None):
         args.nodes, args.repeats = "2", 1
         if args.profile_nodes == 8:
             args.profile_nodes = 2
+    if args.replot:
+        src = Path(args.replot)
+        data = json.loads(src.read_text())
+        plot(data, src.with_suffix(".png"))
+        src.with_suffix(".md").write_text(markdown(data))
+        print("redrew %s and %s" % (src.with_suffix(".png"), src.with_suffix(".md")))
+        return 0
     ns = sorted({int(x) for x in args.nodes.split(",")})
     if max(ns) > 200 or args.repeats < 1:
         p.error("N must be at most 200 and repeats at least 1")
@@ -601,7 +632,10 @@ def main(argv=None):
                        "argv": sys.argv[1:] if argv is None else argv, "quick": args.quick,
                        "cluster": args.cluster, "network": "%s-net %s.0/24" % (args.cluster, args.subnet),
                        "floor_network": "%s %s.0/24" % (args.floor_net, args.floor_subnet),
-                       "image": bench.lay.image, "project": str(PROJECT)},
+                       "image": bench.lay.image, "project": str(PROJECT),
+                       "node_names": "%s1..%s%d" % (args.node_prefix, args.node_prefix, max(ns)),
+                       "floor_names": "%s1..%s%d" % (args.floor_prefix, args.floor_prefix, max(ns)),
+                       "node_connection": default_inventory_vars()[0].get("ansible_connection")},
             "runs": bench.runs, "warnings": bench.warnings}
     log("bench: N=%s, %d repeat(s), %s slots; logs in %s; load %s" % (
         ns, args.repeats, args.slots, bench.out, data["machine"]["loadavg_start"]))
