@@ -24,10 +24,18 @@ def _docs(path):
 
 
 def _fragment_options(name):
-    spec = importlib.util.spec_from_file_location(name, FRAGMENTS / ("%s.py" % name))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return yaml.safe_load(module.ModuleDocFragment.DOCUMENTATION)["options"]
+    """Options of a doc fragment: the project's (``mtrt_mpirun``) or a collection's
+    (``community.docker.docker.api_documentation``: namespace.collection.file[.variable])."""
+    parts = name.split(".")
+    if len(parts) == 1:
+        spec = importlib.util.spec_from_file_location(name, FRAGMENTS / ("%s.py" % name))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        text = module.ModuleDocFragment.DOCUMENTATION
+    else:
+        module = importlib.import_module("ansible_collections.%s.%s.plugins.doc_fragments.%s" % tuple(parts[:3]))
+        text = getattr(module.ModuleDocFragment, (parts[3] if len(parts) > 3 else "documentation").upper())
+    return yaml.safe_load(text)["options"]
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.stem)
