@@ -14,7 +14,8 @@
 # the shared dir, shm 1g, stack ulimit, restart unless-stopped; one ed25519
 # user key, one ed25519 host key per node, authorized_keys (from= the subnet),
 # known_hosts of every node by name and IP, an ssh_config with strict host key
-# checking, a key-only sshd_config, the MPI hostfile and mca-params.conf.
+# checking (and the key exchange the project's default inventory sets), a
+# key-only sshd_config, the MPI hostfile and mca-params.conf.
 #
 # Usage:  bench/floor.sh up N | bench/floor.sh down N
 # Env:    BFLOOR_IMAGE   node image              (default mtrt-node:mtrt-bench)
@@ -79,6 +80,7 @@ $hosts_line
     BatchMode yes
     ConnectTimeout 10
     LogLevel ERROR
+    KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org
 EOF
 cat >"$dir/cluster/sshd_config" <<EOF
 Port 22

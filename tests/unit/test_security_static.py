@@ -60,7 +60,10 @@ def test_ssh_client_config_pins_host_keys():
     assert "    BatchMode yes" in text.splitlines()
 
 
-def test_private_keys_are_generated_0600():
+def test_keys_are_generated_by_the_controller_side_action():
+    """Keys come from cluster_keys (0600 files, 0700 dirs: tests/unit/test_cluster_keys.py), nowhere else."""
     tasks = (ROOT / "roles/ssh_keys/tasks/main.yml").read_text()
-    assert tasks.count("community.crypto.openssh_keypair") == 2
-    assert tasks.count('mode: "0600"') == 2
+    assert tasks.count("cluster_keys:") == 1
+    for file in _product_files():
+        if file.suffix in (".yml", ".yaml", ".j2", ".sh"):
+            assert "ssh-keygen" not in file.read_text(), file
