@@ -40,6 +40,7 @@ VAR_NAMES = {
     "ulimits": "cluster_ulimits",
 }
 
+HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DOCKER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -233,6 +234,12 @@ def _check_nodes(spec, c, docker):
                   "Node name %r (inventory_hostname) is not a valid hostname: RFC 1123 label, "
                   "lower-case letters, digits and '-', at most 63 characters." % name,
                   "Rename the inventory host, e.g. to %r." % _hostname_fix(name))
+        elif docker and HEX_RE.match(str(name)):
+            c.add(c.var("node.name"), name,
+                  "Node name %r (inventory_hostname) is made of hex digits only: docker also takes such a name "
+                  "for a container ID prefix, so a lookup of %r can find another container whose ID starts "
+                  "with it (and stop, restart or remove that one)." % (name, name),
+                  "Rename the inventory host to a name with a letter outside a-f, e.g. %r." % ("node-" + str(name)))
         key = str(name).lower()
         if key in seen:
             c.add(c.var("node.name"), name,
@@ -593,3 +600,51 @@ def format_problems(problems):
     for i, p in enumerate(problems, 1):
         lines.append("%2d. %s\n    Fix: %s" % (i, p["message"], p["fix"]))
     return "\n".join(lines)
+
+
+def _opts(**options):
+    return dict(type="dict", options=options)
+
+
+# Arguments of the cluster_preflight action (its DOCUMENTATION is modules/cluster_preflight.py).
+PREFLIGHT_ARGUMENT_SPEC = dict(
+    cluster_name=dict(type="str"),
+    mode=dict(type="str", default="docker"),
+    network=_opts(name=dict(type="str"), subnet=dict(type="str"), gateway=dict(type="str")),
+    nodes=dict(type="list", elements="dict", options=dict(
+        name=dict(type="str"), ip=dict(type="str"), gpus=dict(type="list", elements="int"),
+        slots=dict(type="int"), docker_host=dict(type="str", default="localhost"))),
+    ssh=_opts(user=dict(type="str"), port=dict(type="int")),
+    shared=_opts(host_dir=dict(type="str"), exists=dict(type="bool"), create=dict(type="bool"),
+                 mount=dict(type="str")),
+    mpi=_opts(np=dict(type="int"), launcher=dict(type="str")),
+    trtllm=_opts(enabled=dict(type="bool", default=False), tp_size=dict(type="int"),
+                 pp_size=dict(type="int"), model_dir=dict(type="str"),
+                 model_dir_exists_on=dict(type="dict")),
+    ulimits=dict(type="dict"),
+    docker_networks=dict(type="list", elements="dict"),
+    host_routes=dict(type="list", elements="raw"),
+    proc_net_route=dict(type="str"),
+    docker_hosts=dict(type="dict"),
+    var_names=dict(type="dict"),
+)
+
+
+def preflight(params):
+    """The cluster_preflight result for validated arguments: dict(changed, ok, problems, checked, msg,
+    mtrt_kind, failed). ``proc_net_route`` text and each docker host's ``proc_status``/``proc_limits``
+    are parsed here into ``host_routes`` and ``ulimits``."""
+    spec = {k: v for k, v in params.items() if k != "proc_net_route"}
+    hosts = {}
+    for name, facts in (spec.get("docker_hosts") or {}).items():
+        facts = dict(facts) if isinstance(facts, dict) else facts
+        if isinstance(facts, dict) and "proc_status" in facts:
+            facts["ulimits"] = grantable_ulimits(facts.pop("proc_status"), facts.pop("proc_limits", ""))
+        hosts[name] = facts
+    if spec.get("docker_hosts") is not None:
+        spec["docker_hosts"] = hosts
+    if params.get("proc_net_route"):
+        spec["host_routes"] = (spec.get("host_routes") or []) + parse_proc_net_route(params["proc_net_route"])
+    problems = validate(spec)
+    return dict(changed=False, ok=not problems, problems=problems, checked=checked(spec),
+                msg=format_problems(problems), mtrt_kind="preflight", failed=bool(problems))

@@ -154,6 +154,8 @@ options:
 notes:
   - The checks live in C(module_utils/mtrt_topology.py) (C(validate), C(format_problems)).
   - "Check mode: supported (the module never changes anything)."
+  - An action plugin (C(python_plugins/action/cluster_preflight.py)) runs the checks inside the controller
+    process, so no module is shipped or started; this file holds the documentation only.
 """
 
 EXAMPLES = r"""
@@ -227,55 +229,3 @@ mtrt_kind:
   type: str
   sample: preflight
 """
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.mtrt_topology import (
-    checked, format_problems, grantable_ulimits, parse_proc_net_route, validate)
-
-
-def _d(**options):
-    return dict(type="dict", options=options)
-
-
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            cluster_name=dict(type="str"),
-            mode=dict(type="str", default="docker"),
-            network=_d(name=dict(type="str"), subnet=dict(type="str"), gateway=dict(type="str")),
-            nodes=dict(type="list", elements="dict", options=dict(
-                name=dict(type="str"), ip=dict(type="str"), gpus=dict(type="list", elements="int"),
-                slots=dict(type="int"), docker_host=dict(type="str", default="localhost"))),
-            ssh=_d(user=dict(type="str"), port=dict(type="int")),
-            shared=_d(host_dir=dict(type="str"), exists=dict(type="bool"), create=dict(type="bool"),
-                      mount=dict(type="str")),
-            mpi=_d(np=dict(type="int"), launcher=dict(type="str")),
-            trtllm=_d(enabled=dict(type="bool", default=False), tp_size=dict(type="int"),
-                      pp_size=dict(type="int"), model_dir=dict(type="str"),
-                      model_dir_exists_on=dict(type="dict")),
-            ulimits=dict(type="dict"),
-            docker_networks=dict(type="list", elements="dict"),
-            host_routes=dict(type="list", elements="raw"),
-            proc_net_route=dict(type="str"),
-            docker_hosts=dict(type="dict"),
-            var_names=dict(type="dict"),
-        ),
-        supports_check_mode=True,
-    )
-    spec = {k: v for k, v in module.params.items() if k != "proc_net_route"}
-    for facts in (spec.get("docker_hosts") or {}).values():
-        if isinstance(facts, dict) and "proc_status" in facts:
-            facts["ulimits"] = grantable_ulimits(facts.pop("proc_status"), facts.pop("proc_limits", ""))
-    if module.params["proc_net_route"]:
-        routes = parse_proc_net_route(module.params["proc_net_route"])
-        spec["host_routes"] = (spec["host_routes"] or []) + routes
-    problems = validate(spec)
-    result = dict(changed=False, ok=not problems, problems=problems, checked=checked(spec),
-                  msg=format_problems(problems), mtrt_kind="preflight")
-    if problems:
-        module.fail_json(**result)
-    module.exit_json(**result)
-
-
-if __name__ == "__main__":
-    main()

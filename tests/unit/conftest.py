@@ -70,3 +70,31 @@ def run_module(capsys):
         return result
 
     return _run
+
+
+def load_action(name):
+    """``python_plugins/action/<name>.py`` as a module (actions share names with their doc stubs)."""
+    key = "mtrt_action_" + name
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, PLUGINS / "action" / (name + ".py"))
+        sys.modules[key] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[key])
+    return sys.modules[key]
+
+
+@pytest.fixture
+def run_action():
+    """Run an action plugin's ``run()`` on the controller with ``args``; return its result dict.
+
+    The task, connection and loader are the few attributes ActionBase reads, nothing more.
+    """
+    from types import SimpleNamespace
+
+    def _run(action_module, args, check_mode=False, transport="local", task_vars=None, name=None):
+        task = SimpleNamespace(args=dict(args), async_val=0, check_mode=check_mode, diff=False,
+                               action=name or action_module.__name__)
+        connection = SimpleNamespace(transport=transport, _shell=SimpleNamespace(tmpdir="/nonexistent"))
+        action = action_module.ActionModule(task, connection, play_context=None, loader=None, templar=None)
+        return action.run(task_vars=task_vars or {})
+
+    return _run

@@ -75,6 +75,8 @@ CASES = [
      "inventory_hostname", "Node_2", "'node-2'"),
     ("name_too_long", lambda s: node(s, "node2").update(name="n" * 64),
      "inventory_hostname", "n" * 64, "at most 63"),
+    ("name_hex_only_is_an_id_prefix", lambda s: node(s, "node2").update(name="b2"),
+     "inventory_hostname", "b2", "container ID prefix"),
     ("ip_duplicate", lambda s: node(s, "node2").update(ip="192.168.123.111"),
      "node_ip (node2)", "192.168.123.111", "already used by node node1"),
     ("ip_invalid", lambda s: node(s, "node2").update(ip="192.168.123.300"),
