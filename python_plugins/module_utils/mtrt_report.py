@@ -733,8 +733,10 @@ def _md_ssh_mesh(data, where=None):
         return "%d/%d OK" % (sum(1 for e in entries if e.get("ok")), len(entries))
 
     failed = data.get("failed_peers") or []
-    lines = ["Direct: %s; ring: %s; failed: %s; %s s." % (
-        ok_count(data.get("direct")), ok_count(data.get("ring")) if data.get("ring") else "not checked",
+    via_ring = sum(1 for e in data.get("direct") or [] if isinstance(e, dict) and e.get("via") == "ring")
+    lines = ["Direct: %s%s; ring: %s; failed: %s; %s s." % (
+        ok_count(data.get("direct")), " (%d as first hops of the ring)" % via_ring if via_ring else "",
+        ok_count(data.get("ring")) if data.get("ring") else "not checked",
         ", ".join(failed) or "none", data.get("duration_s")), ""]
     bad = [e for e in (data.get("direct") or []) + (data.get("ring") or [])
            if isinstance(e, dict) and not e.get("ok")]

@@ -8,6 +8,7 @@ deadline and gives up at once on permanent ones (a changed host key).
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 
@@ -57,14 +58,33 @@ def ssh_argv(hops, command, connect_timeout=5):
     return argv + list(command)
 
 
-def probe(hops, deadline, connect_timeout=5, runner=None, sleep=time.sleep, clock=time.monotonic):
+def wait_for_port(host, port, deadline, connector=None, sleep=time.sleep, clock=time.monotonic, poll_s=0.05):
+    """Poll until ``host:port`` accepts a TCP connection or the deadline passes; True when it did.
+
+    Far cheaper than an ssh attempt, so a node whose sshd is still starting is noticed within
+    ``poll_s`` of listening instead of after a retry back-off.
+    """
+    connector = connector or _connect
+    while True:
+        if connector(host, port, max(0.05, min(1.0, deadline - clock()))):
+            return True
+        if clock() >= deadline:
+            return False
+        sleep(poll_s)
+
+
+def probe(hops, deadline, connect_timeout=5, runner=None, sleep=time.sleep, clock=time.monotonic, port=None,
+          connector=None):
     """Run ``hostname`` through ``hops`` until it answers or the deadline passes.
 
+    With ``port``, first waits (until the deadline) for the first hop to accept TCP connections on it.
     Returns dict(ok, hops, answered_as, attempts, seconds, cause, fix).
     """
     runner = runner or _run
     started = clock()
     attempts = 0
+    if port:
+        wait_for_port(hops[0], port, deadline, connector=connector, sleep=sleep, clock=clock)
     while True:
         attempts += 1
         rc, out, err = runner(ssh_argv(hops, ["hostname"], connect_timeout), connect_timeout * len(hops) + 5)
@@ -76,7 +96,15 @@ def probe(hops, deadline, connect_timeout=5, runner=None, sleep=time.sleep, cloc
             return dict(ok=False, hops=list(hops), answered_as=None, attempts=attempts,
                         seconds=round(clock() - started, 3), cause=cause, fix=fix,
                         stderr=(err or "").strip()[-500:])
-        sleep(min(0.25 * attempts, 1.0))
+        sleep(min(0.1 * attempts, 1.0))
+
+
+def _connect(host, port, timeout):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _run(argv, timeout):
