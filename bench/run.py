@@ -156,7 +156,7 @@ class Layout:
 def default_inventory_vars():
     """The nodes' group vars and localhost's vars of the project's default inventory (inventory/local),
     so the benchmark connects to the nodes the way a user does (e.g. the docker connection plugin)."""
-    node_vars = {"ansible_connection": "community.docker.docker_api", "ansible_python_interpreter": "/usr/bin/python3"}
+    node_vars = {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"}
     local_vars = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
     try:
         import yaml
