@@ -15,12 +15,17 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tempfile
+import sys
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
+
+_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+if _UTILS not in sys.path:
+    sys.path.insert(0, _UTILS)
+from mtrt_fileio import atomic_write  # noqa: E402  (plain Python beside the plugins, see the sys.path line above)
 
 DOCUMENTATION = r"""
 action: cluster_files
@@ -106,14 +111,5 @@ class ActionModule(ActionBase):
         if same:
             os.chmod(path, mode)
             return True
-        fd, tmp_path = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.chmod(tmp_path, mode)
-            os.replace(tmp_path, path)
-        except BaseException:
-            if os.path.exists(tmp_path):
-                os.unlink(tmp_path)
-            raise
+        atomic_write(path, data, mode)
         return True

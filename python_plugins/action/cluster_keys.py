@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
+import sys
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
+
+_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+if _UTILS not in sys.path:
+    sys.path.insert(0, _UTILS)
+from mtrt_fileio import atomic_write  # noqa: E402  (plain Python beside the plugins, see the sys.path line above)
 
 try:
     from cryptography.hazmat.primitives import serialization
@@ -64,16 +69,7 @@ _DIR_MODE = 0o700
 
 
 def _write(path, data):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, _MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, data, _MODE)
 
 
 def _public_line(key, comment):

@@ -13,7 +13,6 @@ image or the network.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 
@@ -23,16 +22,9 @@ _UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 if _UTILS not in sys.path:
     sys.path.insert(0, _UTILS)
 import mtrt_containers  # noqa: E402  (plain Python beside the plugins, see the sys.path line above)
+from mtrt_fileio import sha256_of  # noqa: E402
 
 _LOCAL = ("local", "ansible.builtin.local")
-
-
-def _digest(path):
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
 
 
 def listing_is_current(args, known):
@@ -55,7 +47,7 @@ def listing_is_current(args, known):
     network_ids = {n.get("Name"): n.get("Id") for n in known.get("networks") or []}
     if any(not network_ids.get(s["network"]) for s in specs):
         return None
-    digests = {p: _digest(p) for s in specs for p in s["hash_files"]}
+    digests = {p: sha256_of(p) for s in specs for p in s["hash_files"]}
     prints = {s["name"]: mtrt_containers.spec_hash(s, image_ids[s["image"]], digests) for s in specs}
     actions, conflicts = mtrt_containers.plan(specs, known.get("containers") or [], args.get("cluster"), state,
                                               image_ids, network_ids, prints, prune=args.get("prune", True))

@@ -150,7 +150,6 @@ decided_from:
   type: str
 """
 
-import hashlib
 import json
 import os
 import re
@@ -159,6 +158,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.mtrt_containers import (
     LABEL_CLUSTER, SpecError, bind_sources, create_body, normalize_spec, plan, spec_hash)
+from ansible.module_utils.mtrt_fileio import sha256_of
 from ansible_collections.community.docker.plugins.module_utils.common_api import (
     AnsibleDockerClient, RequestException)
 from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException, NotFound
@@ -170,14 +170,6 @@ _SPEC_OPTIONS = dict(
     ulimits=dict(type="list", elements="str"), env=dict(type="dict"), labels=dict(type="dict"),
     gpus=dict(type="list", elements="int"), restart_policy=dict(type="str", default="unless-stopped"),
     hash_files=dict(type="list", elements="str"))
-
-
-def _digest(path):
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
 
 
 def _list(client, filters):
@@ -265,7 +257,7 @@ def main():
                 except NotFound:
                     module.fail_json(msg="network %s does not exist: run the cluster_network stage first" % net,
                                      **result)
-            digests = {p: _digest(p) for p in sorted({p for s in specs for p in s["hash_files"]})}
+            digests = {p: sha256_of(p) for p in sorted({p for s in specs for p in s["hash_files"]})}
             fingerprints = {s["name"]: spec_hash(s, image_ids[s["image"]], digests) for s in specs}
         listed = _list(client, {"label": ["%s=%s" % (LABEL_CLUSTER, cluster)]})
         if names:
