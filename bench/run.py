@@ -332,11 +332,12 @@ class Bench:
                 raise BenchError("profile %s run failed:\n%s" % (kind, out[-3000:]))
             tasks = parse_profile(out)
             report = self.tmp / "reports" / "latest" / "report.json"
-            stages = []
+            stages, work = [], []
             if report.exists():
                 data = json.loads(report.read_text())
                 stages = [{"stage": s.get("name"), "seconds": s.get("duration_s"), "tasks_run": s.get("tasks_run")}
                           for s in data.get("stages", [])]
+                work = module_work(data)
             timer = TIMER_RE.search(out)
             result[kind] = {
                 "wall_s": secs,
@@ -346,6 +347,7 @@ class Bench:
                 "tasks": tasks,
                 "tasks_by_name": by_name(tasks),
                 "stages": stages,
+                "module_work": work,
                 "log": str(self.logs / ("profile-n%d-%s.log" % (n, kind))),
             }
             log("profile %s: %.1f s; top tasks:" % (kind, secs))
@@ -386,6 +388,20 @@ def parse_profile(text):
             m = PROFILE_RE.match(line.rstrip())
             if m and not line.startswith("="):
                 out.append({"name": m.group("name").strip(), "seconds": float(m.group("s"))})
+    return out
+
+
+def module_work(report):
+    """Seconds the project's modules measured inside themselves (their ``duration_s``: docker calls,
+    ssh, mpirun), from a run report: what is left of a task's time is Ansible starting the module."""
+    out = []
+    for stage, hosts in (report.get("results") or {}).items():
+        for host, entries in hosts.items():
+            for entry in entries:
+                seconds = (entry.get("result") or {}).get("duration_s")
+                if isinstance(seconds, (int, float)):
+                    out.append({"stage": stage, "host": host, "kind": entry.get("kind"), "task": entry.get("task"),
+                                "seconds": round(seconds, 3)})
     return out
 
 
@@ -572,6 +588,18 @@ def markdown(data):
             lines += ["- %s: %.1f s" % (s["stage"], s["seconds"] or 0) for s in p["stages"] if s["seconds"]]
             lines += ["", "Top tasks (same name summed over plays):", "", "| s | x | task |", "|---:|---:|---|"]
             lines += ["| %.2f | %d | %s |" % (t["seconds"], t["count"], t["name"]) for t in p["tasks_by_name"][:10]]
+            work = p.get("module_work") or []
+            if work:
+                tasks_s = {t["name"].split(" : ", 1)[-1]: t["seconds"] for t in p["tasks_by_name"]}
+                lines += ["", "%d tasks ran, in %.1f s of task time (%.1f s of the wall time is ansible-playbook "
+                              "starting and parsing). Inside the project's modules (their own `duration_s`):"
+                          % (len(p["tasks"]), sum(t["seconds"] for t in p["tasks"]),
+                             p["wall_s"] - sum(t["seconds"] for t in p["tasks"])), ""]
+                for w in work:
+                    task_s = tasks_s.get(w["task"])
+                    lines.append("- %s on %s: %.2f s of work%s" % (
+                        w["kind"], w["host"], w["seconds"],
+                        "; the task took %.2f s" % task_s if task_s is not None else ""))
             lines.append("")
     lines += ["", "Raw data: `%s`; plot: `%s`." % (data["files"]["json"], data["files"]["png"]), ""]
     return "\n".join(lines)
