@@ -48,9 +48,9 @@ def listing_is_current(args, known):
     if any(not network_ids.get(s["network"]) for s in specs):
         return None
     digests = {p: sha256_of(p) for s in specs for p in s["hash_files"]}
-    prints = {s["name"]: mtrt_containers.spec_hash(s, image_ids[s["image"]], digests) for s in specs}
+    docs = {s["name"]: mtrt_containers.fingerprint_doc(s, image_ids[s["image"]], digests) for s in specs}
     actions, conflicts = mtrt_containers.plan(specs, known.get("containers") or [], args.get("cluster"), state,
-                                              image_ids, network_ids, prints, prune=args.get("prune", True))
+                                              image_ids, network_ids, docs, prune=args.get("prune", True))
     if conflicts or any(a["action"] != "none" for a in actions):
         return None
     ips = {s["name"]: s["ip"] for s in specs}

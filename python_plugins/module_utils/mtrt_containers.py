@@ -18,6 +18,8 @@ import re
 LABEL_CLUSTER = "mtrt.cluster"
 LABEL_NODE = "mtrt.node"
 LABEL_HASH = "mtrt.spec_hash"
+# The document the hash is taken of, as compact JSON: says what changed when the hash differs.
+LABEL_SPEC = "mtrt.spec"
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
@@ -79,7 +81,7 @@ def normalize_spec(spec):
         parts = bind.split(":")
         if len(parts) not in (2, 3) or not parts[0].startswith("/") or not parts[1].startswith("/"):
             raise SpecError("container %s: bind %r is not /host/path:/container/path[:ro|rw]" % (name, bind))
-    for key in (LABEL_CLUSTER, LABEL_HASH):
+    for key in (LABEL_CLUSTER, LABEL_HASH, LABEL_SPEC):
         if key in out["labels"]:
             raise SpecError("container %s: label %s is set by the module, not the spec" % (name, key))
     return out
@@ -90,18 +92,64 @@ def bind_sources(spec):
     return [bind.split(":")[0] for bind in spec["binds"]]
 
 
+def fingerprint_doc(spec, image_id, file_digests):
+    """What a container is created from: a normalized spec, the image ID it runs and the content of its
+    hash_files (``file_digests``: path -> sha256 hex, or None for a missing file)."""
+    return {"spec": {k: v for k, v in spec.items() if k != "hash_files"}, "image_id": image_id,
+            "files": {path: file_digests.get(path) for path in spec["hash_files"]}}
+
+
+def _canonical(doc):
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def doc_hash(doc):
+    """sha256 hex of a fingerprint document (the ``mtrt.spec_hash`` label)."""
+    return hashlib.sha256(_canonical(doc).encode()).hexdigest()
+
+
 def spec_hash(spec, image_id, file_digests):
-    """Fingerprint of a normalized spec, the image ID it runs and the content of its hash_files.
-
-    ``file_digests``: path -> sha256 hex of the content, or None for a missing file.
-    """
-    doc = {"spec": {k: v for k, v in spec.items() if k != "hash_files"}, "image_id": image_id,
-           "files": {path: file_digests.get(path) for path in spec["hash_files"]}}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    """Fingerprint of a normalized spec, the image ID it runs and the content of its hash_files."""
+    return doc_hash(fingerprint_doc(spec, image_id, file_digests))
 
 
-def create_body(spec, cluster, fingerprint):
-    """The JSON of ``POST /containers/create`` (docker API >= 1.40) for a normalized spec."""
+def _short(value):
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def explain(old_doc, new_doc):
+    """What differs between two fingerprint documents, one short phrase per field; [] when unknown."""
+    if not isinstance(old_doc, dict) or not isinstance(new_doc, dict):
+        return []
+    out = []
+    old_spec, new_spec = old_doc.get("spec") or {}, new_doc.get("spec") or {}
+    for key in sorted(set(old_spec) | set(new_spec)):
+        before, after = old_spec.get(key), new_spec.get(key)
+        if before == after:
+            continue
+        if isinstance(before, dict) and isinstance(after, dict):
+            changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+            out.append("%s %s changed" % (key, ", ".join(changed)))
+        elif isinstance(before, list) and isinstance(after, list):
+            gone = [x for x in before if x not in after]
+            new = [x for x in after if x not in before]
+            out.append("%s%s%s" % (key, "".join(" -%s" % _short(x) for x in gone), "".join(" +%s" % _short(x) for x in new)))
+        else:
+            out.append("%s %s -> %s" % (key, _short(before), _short(after)))
+    if old_doc.get("image_id") != new_doc.get("image_id"):
+        out.append("image ID %s -> %s" % (str(old_doc.get("image_id"))[:19], str(new_doc.get("image_id"))[:19]))
+    old_files, new_files = old_doc.get("files") or {}, new_doc.get("files") or {}
+    changed = sorted(p for p in set(old_files) | set(new_files) if old_files.get(p) != new_files.get(p))
+    if changed:
+        out.append("content of %s" % ", ".join(p.rsplit("/", 2)[-2] + "/" + p.rsplit("/", 1)[-1] if "/" in p else p
+                                              for p in changed))
+    return out
+
+
+def create_body(spec, cluster, doc):
+    """The JSON of ``POST /containers/create`` (docker API >= 1.40) for a normalized spec and its
+    fingerprint document (written to the labels)."""
     host_config = {
         "Binds": spec["binds"],
         "NetworkMode": spec["network"],
@@ -119,7 +167,8 @@ def create_body(spec, cluster, fingerprint):
                                           "Capabilities": [["gpu"]]}]
     labels = dict(spec["labels"])
     labels[LABEL_CLUSTER] = cluster
-    labels[LABEL_HASH] = fingerprint
+    labels[LABEL_HASH] = doc_hash(doc)
+    labels[LABEL_SPEC] = _canonical(doc)
     return {
         "Hostname": spec["hostname"],
         "Image": spec["image"],
@@ -150,12 +199,12 @@ def endpoint_problem(entry, network, network_id, ip):
     return None
 
 
-def plan(specs, listed, cluster, state, image_ids, network_ids, fingerprints, prune=True):
+def plan(specs, listed, cluster, state, image_ids, network_ids, docs, prune=True):
     """What to do for every container, as ``(actions, conflicts)``.
 
     ``specs``: normalized specs; ``listed``: ``GET /containers/json?all=1`` entries of this cluster
     and of every spec's name; ``image_ids``: image ref -> ID (None when missing); ``network_ids``:
-    network name -> ID (None when missing); ``fingerprints``: container name -> spec_hash.
+    network name -> ID (None when missing); ``docs``: container name -> fingerprint document.
 
     Each action is a dict(name, action, reasons, id): action is one of ``none``, ``create``,
     ``recreate``, ``start``, ``unpause``, ``remove``. ``conflicts`` lists containers that have a
@@ -187,10 +236,15 @@ def plan(specs, listed, cluster, state, image_ids, network_ids, fingerprints, pr
             actions.append(dict(name=spec["name"], action="create", reasons=["no container"], id=None))
             continue
         reasons = []
-        if labels.get(LABEL_HASH) != fingerprints[spec["name"]]:
-            reasons.append("its configuration differs (label %s)" % LABEL_HASH)
+        if labels.get(LABEL_HASH) != doc_hash(docs[spec["name"]]):
+            try:
+                what = explain(json.loads(labels.get(LABEL_SPEC) or "null"), docs[spec["name"]])
+            except ValueError:
+                what = []
+            reasons.append("its configuration differs: %s" % "; ".join(what) if what
+                           else "its configuration differs (label %s)" % LABEL_HASH)
         image_id = image_ids.get(spec["image"])
-        if image_id and entry.get("ImageID") != image_id:
+        if not reasons and image_id and entry.get("ImageID") != image_id:
             reasons.append("it runs another image than %s" % spec["image"])
         problem = endpoint_problem(entry, spec["network"], network_ids.get(spec["network"]), spec["ip"])
         if problem:

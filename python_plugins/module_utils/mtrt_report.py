@@ -758,6 +758,22 @@ def _md_preflight(data, where=None):
     return lines + _bullets("Problem", problems)
 
 
+def _md_node_containers(data, where=None):
+    entries = [e for e in data.get("containers") or [] if isinstance(e, dict)]
+    counts = data.get("counts") or {}
+    lines = ["%s; decided from %s in %s s." % (
+        ", ".join("%s %d" % (k, v) for k, v in sorted(counts.items())) or "no containers",
+        "preflight's listing (no module run)" if data.get("decided_from") == "listing" else "docker",
+        data.get("duration_s")), ""]
+    if data.get("created_dirs"):
+        lines += ["Created: %s." % ", ".join(_code(d) for d in data["created_dirs"]), ""]
+    changed = [e for e in entries if e.get("action") not in (None, "none")]
+    for entry in changed:
+        lines.append("- %s: %s (%s)%s" % (entry.get("name"), entry.get("action"), "; ".join(entry.get("reasons") or []),
+                                          "" if entry.get("ok", True) else " FAILED: %s" % entry.get("error")))
+    return lines + [""] if changed else lines
+
+
 def _md_generic(data, where=None):
     lines = []
     for key, value in data.items():
@@ -772,6 +788,7 @@ def _md_generic(data, where=None):
 
 RENDERERS = {
     "preflight": ("Preflight", _md_preflight),
+    "node_containers": ("Node containers", _md_node_containers),
     "ssh_mesh": ("SSH mesh", _md_ssh_mesh),
     "mpi_hello": ("MPI hello", _md_mpi_hello),
     "mpi_collectives": ("Collectives", _md_mpi_collectives),

@@ -72,7 +72,9 @@ options:
       shm_size: {description: Size of /dev/shm (e.g. C(1g))., type: str}
       ulimits: {description: "C(name:soft:hard) entries.", type: list, elements: str}
       env: {description: Environment variables., type: dict}
-      labels: {description: Labels (C(mtrt.cluster) and C(mtrt.spec_hash) are set by the module)., type: dict}
+      labels:
+        description: Labels (C(mtrt.cluster), C(mtrt.spec_hash) and C(mtrt.spec), the document hashed, are set by the module).
+        type: dict
       gpus: {description: "GPU ids of the docker host (C(--gpus device=...)).", type: list, elements: int}
       restart_policy: {description: Docker restart policy., type: str, default: unless-stopped}
       hash_files:
@@ -157,7 +159,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.mtrt_containers import (
-    LABEL_CLUSTER, SpecError, bind_sources, create_body, normalize_spec, plan, spec_hash)
+    LABEL_CLUSTER, SpecError, bind_sources, create_body, fingerprint_doc, normalize_spec, plan)
 from ansible.module_utils.mtrt_fileio import sha256_of
 from ansible_collections.community.docker.plugins.module_utils.common_api import (
     AnsibleDockerClient, RequestException)
@@ -176,7 +178,7 @@ def _list(client, filters):
     return client.get_json("/containers/json", params={"all": 1, "filters": json.dumps(filters)})
 
 
-def _apply(client, item, spec, cluster, fingerprint, state):
+def _apply(client, item, spec, cluster, doc, state):
     """Carry out one planned action; returns an error string or None."""
     action, cid = item["action"], item.get("id")
     try:
@@ -186,7 +188,7 @@ def _apply(client, item, spec, cluster, fingerprint, state):
             except NotFound:
                 pass
         if action in ("create", "recreate"):
-            created = client.post_json_to_json("/containers/create", data=create_body(spec, cluster, fingerprint),
+            created = client.post_json_to_json("/containers/create", data=create_body(spec, cluster, doc),
                                                params={"name": spec["name"]})
             cid = item["id"] = created["Id"]
         if action == "unpause":
@@ -229,7 +231,7 @@ def main():
         module.fail_json(msg="container names repeat: %s" % ", ".join(sorted({n for n in names if names.count(n) > 1})),
                          **result)
 
-    image_ids, network_ids, fingerprints = {}, {}, {}
+    image_ids, network_ids, docs = {}, {}, {}
     try:
         if state != "absent":
             result["created_dirs"] = [d for d in params["create_dirs"] if not os.path.isdir(d)]
@@ -239,7 +241,8 @@ def main():
                     os.chmod(path, 0o755)
             missing = sorted({p for s in specs for p in bind_sources(s) if not os.path.exists(p)}
                              - set(result["created_dirs"]))
-            if missing:
+            # In check mode the earlier stages wrote nothing: what they would make is not an error here.
+            if missing and not module.check_mode:
                 module.fail_json(msg="bind source(s) missing on the docker host: %s. Run the stages that create "
                                      "them first (ssh_keys renders the keys and configuration; the shared "
                                      "directory is created by the node_containers role)." % ", ".join(missing),
@@ -248,17 +251,21 @@ def main():
                 try:
                     image_ids[ref] = client.get_json("/images/{0}/json", ref)["Id"]
                 except NotFound:
-                    module.fail_json(msg="image %s is not on the docker host and nothing is pulled: run the "
-                                         "node_image stage (ansible-playbook site.yml --tags node_image)" % ref,
-                                     **result)
+                    if not module.check_mode:
+                        module.fail_json(msg="image %s is not on the docker host and nothing is pulled: run the "
+                                             "node_image stage (ansible-playbook site.yml --tags node_image)" % ref,
+                                         **result)
+                    image_ids[ref] = None
             for net in sorted({s["network"] for s in specs}):
                 try:
                     network_ids[net] = client.get_json("/networks/{0}", net)["Id"]
                 except NotFound:
-                    module.fail_json(msg="network %s does not exist: run the cluster_network stage first" % net,
-                                     **result)
+                    if not module.check_mode:
+                        module.fail_json(msg="network %s does not exist: run the cluster_network stage first" % net,
+                                         **result)
+                    network_ids[net] = None
             digests = {p: sha256_of(p) for p in sorted({p for s in specs for p in s["hash_files"]})}
-            fingerprints = {s["name"]: spec_hash(s, image_ids[s["image"]], digests) for s in specs}
+            docs = {s["name"]: fingerprint_doc(s, image_ids[s["image"]], digests) for s in specs}
         listed = _list(client, {"label": ["%s=%s" % (LABEL_CLUSTER, cluster)]})
         if names:
             seen = {e["Id"] for e in listed}
@@ -267,7 +274,7 @@ def main():
     except (DockerException, RequestException) as exc:
         module.fail_json(msg="docker API error while reading the cluster: %s" % exc, **result)
 
-    actions, conflicts = plan(specs, listed, cluster, state, image_ids, network_ids, fingerprints,
+    actions, conflicts = plan(specs, listed, cluster, state, image_ids, network_ids, docs,
                               prune=params["prune"])
     if conflicts and state != "absent":
         module.fail_json(msg="; ".join(conflicts), **result)
@@ -279,7 +286,7 @@ def main():
         a["ok"] = True
         if a["name"] in spec_by_name and state != "absent":
             a["ip"] = spec_by_name[a["name"]]["ip"]
-    result["image_id"] = next(iter(image_ids.values()), "") if len(image_ids) == 1 else ""
+    result["image_id"] = (next(iter(image_ids.values()), "") or "") if len(image_ids) == 1 else ""
     result["changed"] = bool(todo or result["created_dirs"])
     if module._diff:
         result["diff"] = {
@@ -291,7 +298,7 @@ def main():
     if todo and not module.check_mode:
         def work(item):
             spec = spec_by_name.get(item["name"])
-            return item, _apply(client, item, spec, cluster, fingerprints.get(item["name"]), state)
+            return item, _apply(client, item, spec, cluster, docs.get(item["name"]), state)
 
         with ThreadPoolExecutor(max_workers=max(1, min(params["parallel"], len(todo)))) as pool:
             for item, error in pool.map(work, todo):

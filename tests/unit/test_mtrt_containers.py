@@ -1,9 +1,11 @@
 """Node container specs: normalisation, fingerprint, docker create body, and the plan."""
 
 import pytest
+import json
+
 from ansible.module_utils.mtrt_containers import (
-    LABEL_CLUSTER, LABEL_HASH, SpecError, create_body, endpoint_problem, normalize_spec, plan, size_to_bytes,
-    spec_hash)
+    LABEL_CLUSTER, LABEL_HASH, LABEL_SPEC, SpecError, create_body, doc_hash, endpoint_problem, explain,
+    fingerprint_doc, normalize_spec, plan, size_to_bytes, spec_hash)
 from mtrt import cluster_nodes, node_container_specs
 
 NODES = [{"name": "node1", "ip": "10.9.0.11", "gpus": []}, {"name": "node2", "ip": "10.9.0.12", "gpus": [1, 3]}]
@@ -20,16 +22,19 @@ def specs(**kw):
 
 
 def listed(spec, fingerprint, image_id="sha256:img", state="running", network_id="net-id", ip=None,
-           cluster="c1"):
+           cluster="c1", doc=None):
+    labels = {LABEL_CLUSTER: cluster, LABEL_HASH: fingerprint}
+    if doc is not None:
+        labels[LABEL_SPEC] = json.dumps(doc)
     return {"Id": "id-" + spec["name"], "Names": ["/" + spec["name"]], "ImageID": image_id, "State": state,
-            "Labels": {LABEL_CLUSTER: cluster, LABEL_HASH: fingerprint},
+            "Labels": labels,
             "NetworkSettings": {"Networks": {spec["network"]: {
                 "NetworkID": network_id, "IPAMConfig": {"IPv4Address": ip or spec["ip"]}}}}}
 
 
 def run_plan(wanted, entries, state="started", prune=True):
-    prints = {s["name"]: spec_hash(s, "sha256:img", {}) for s in wanted}
-    return plan(wanted, entries, "c1", state, {"mtrt-node:c1": "sha256:img"}, {"net1": "net-id"}, prints,
+    docs = {s["name"]: fingerprint_doc(s, "sha256:img", {}) for s in wanted}
+    return plan(wanted, entries, "c1", state, {"mtrt-node:c1": "sha256:img"}, {"net1": "net-id"}, docs,
                 prune=prune)
 
 
@@ -46,17 +51,20 @@ def test_specs_from_the_inventory_shape():
 
 def test_create_body_is_what_docker_run_would_send():
     _, s2 = specs()
-    body = create_body(s2, "c1", "f" * 64)
+    doc = fingerprint_doc(s2, "sha256:img", {})
+    body = create_body(s2, "c1", doc)
     hc = body["HostConfig"]
     assert body["Hostname"] == "node2" and body["Image"] == "mtrt-node:c1" and body["Env"] == ["MTRT_SSH_USER=root"]
-    assert body["Labels"] == {"mtrt.node": "node2", LABEL_CLUSTER: "c1", LABEL_HASH: "f" * 64}
+    assert body["Labels"] == {"mtrt.node": "node2", LABEL_CLUSTER: "c1", LABEL_HASH: doc_hash(doc),
+                              LABEL_SPEC: json.dumps(doc, sort_keys=True, separators=(",", ":"))}
+    assert doc_hash(doc) == spec_hash(s2, "sha256:img", {}) and json.loads(body["Labels"][LABEL_SPEC]) == doc
     assert hc["NetworkMode"] == "net1" and hc["ExtraHosts"] == ["node1:10.9.0.11"] and hc["Privileged"] is False
     assert hc["DeviceRequests"] == [{"Driver": "nvidia", "DeviceIDs": ["1", "3"], "Capabilities": [["gpu"]]}]
     assert hc["Ulimits"] == [{"Name": "memlock", "Soft": -1, "Hard": -1},
                              {"Name": "stack", "Soft": 67108864, "Hard": 67108864}]
     assert hc["ShmSize"] == 1073741824 and hc["RestartPolicy"] == {"Name": "unless-stopped"}
     assert body["NetworkingConfig"] == {"EndpointsConfig": {"net1": {"IPAMConfig": {"IPv4Address": "10.9.0.12"}}}}
-    assert "DeviceRequests" not in create_body(specs()[0], "c1", "x")["HostConfig"]
+    assert "DeviceRequests" not in create_body(specs()[0], "c1", doc)["HostConfig"]
 
 
 def test_fingerprint_follows_every_input():
@@ -136,3 +144,22 @@ def test_bad_specs_name_the_container_and_field(bad, match):
 def test_sizes_use_dockers_binary_units():
     assert [size_to_bytes(v) for v in ("1g", "256m", "64M", "1024", "2k", 7)] == [
         1073741824, 268435456, 67108864, 1024, 2048, 7]
+
+
+def test_a_recreate_says_what_changed():
+    s1, _ = specs()
+    old = fingerprint_doc(s1, "sha256:old", {"/state/cluster/known_hosts": "a"})
+    new_spec = specs(shm_size="2g", ulimits={"stack": 67108864})[0]
+    new = fingerprint_doc(new_spec, "sha256:img", {"/state/cluster/known_hosts": "b"})
+    assert explain(old, new) == ["shm_size 1073741824 -> 2147483648", 'ulimits -"memlock:-1:-1"',
+                                 "image ID sha256:old -> sha256:img", "content of cluster/known_hosts"]
+    entry = listed(s1, doc_hash(old), doc=old)
+    actions, _ = plan([new_spec], [entry], "c1", "started", {"mtrt-node:c1": "sha256:img"}, {"net1": "net-id"},
+                      {"node1": new})
+    assert actions[0]["action"] == "recreate"
+    assert actions[0]["reasons"][0] == ("its configuration differs: shm_size 1073741824 -> 2147483648; "
+                                        'ulimits -"memlock:-1:-1"; image ID sha256:old -> sha256:img; '
+                                        "content of cluster/known_hosts")
+    # a container from before the spec label: the reason still says so, without details
+    actions, _ = plan([new_spec], [listed(s1, "old-hash")], "c1", "started", {}, {"net1": "net-id"}, {"node1": new})
+    assert actions[0]["reasons"][0] == "its configuration differs (label mtrt.spec_hash)"

@@ -550,6 +550,24 @@ def test_compact_key_lines(h200_md):
         "ring": [], "failed_peers": ["node2"], "duration_s": 1.2}))
     assert md.startswith("Direct: 1/2 OK; ring: not checked; failed: node2; 1.2 s.")
     assert "- node2: host key changed Fix: restart node2" in md
+    md = "\n".join(render["ssh_mesh"]({
+        "direct": [{"ok": True, "hops": ["node1"], "via": "ring"}, {"ok": True, "hops": ["node2"], "via": "ring"}],
+        "ring": [{"ok": True, "hops": ["node1", "node2"]}, {"ok": True, "hops": ["node2", "node1"]}],
+        "failed_peers": [], "duration_s": 0.4}))
+    assert md.startswith("Direct: 2/2 OK (2 as first hops of the ring); ring: 2/2 OK; failed: none; 0.4 s.")
+    md = "\n".join(render["node_containers"]({
+        "containers": [{"name": "node1", "action": "none", "reasons": []},
+                       {"name": "node2", "action": "recreate", "ok": True,
+                        "reasons": ["its configuration differs: shm_size 1073741824 -> 2147483648"]}],
+        "counts": {"none": 1, "recreate": 1}, "decided_from": "docker", "duration_s": 1.1,
+        "created_dirs": ["/srv/shared"]}))
+    assert md.startswith("none 1, recreate 1; decided from docker in 1.1 s.")
+    assert "Created: `/srv/shared`." in md
+    assert "- node2: recreate (its configuration differs: shm_size 1073741824 -> 2147483648)" in md
+    assert "node1" not in md
+    md = "\n".join(render["node_containers"]({"containers": [{"name": "n1", "action": "none"}], "counts": {"none": 1},
+                                              "decided_from": "listing", "duration_s": 0.0}))
+    assert md.startswith("none 1; decided from preflight's listing (no module run) in 0.0 s.")
     md = "\n".join(render["preflight"]({"ok": False, "checked": {"nodes": 2}, "problems": [
         {"variable": "node_ip (node2)", "message": "node_ip (node2) equals the gateway.", "fix": "Pick another."}]}))
     assert "Preflight found 1 problem(s)." in md
