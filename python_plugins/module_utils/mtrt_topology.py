@@ -29,6 +29,7 @@ VAR_NAMES = {
     "nodes": "groups['nodes']",
     "ssh.user": "cluster_ssh_user",
     "ssh.port": "cluster_ssh_port",
+    "ssh.kex_algorithms": "cluster_ssh_kex_algorithms",
     "shared.host_dir": "cluster_shared_host_dir",
     "shared.create": "cluster_shared_host_dir_create",
     "shared.mount": "cluster_shared_mount",
@@ -40,6 +41,13 @@ VAR_NAMES = {
     "ulimits": "cluster_ulimits",
 }
 
+# `ssh -Q kex` of OpenSSH 7.4 to 9.9 (a KexAlgorithms entry may start with +, - or ^).
+SSH_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org", "diffie-hellman-group1-sha1",
+           "diffie-hellman-group14-sha1", "diffie-hellman-group14-sha256", "diffie-hellman-group16-sha512",
+           "diffie-hellman-group18-sha512", "diffie-hellman-group-exchange-sha1",
+           "diffie-hellman-group-exchange-sha256", "ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521",
+           "sntrup761x25519-sha512@openssh.com", "sntrup761x25519-sha512", "mlkem768x25519-sha256",
+           "sntrup4591761x25519-sha512@tinyssh.org")
 HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DOCKER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -495,6 +503,16 @@ def _check_ssh(spec, c):
     if c.require("ssh.port", port) and (not _is_int(port) or not 1 <= port <= 65535):
         c.add(v_port, port, "%s %r is not a TCP port (1..65535)." % (v_port, port),
               "Set %s: 22 (or another port in 1..65535)." % v_port)
+    kex = ssh.get("kex_algorithms")
+    v_kex = c.var("ssh.kex_algorithms")
+    if kex is not None:
+        names = kex if isinstance(kex, list) else [kex]
+        bad = [k for k in names if not isinstance(k, str) or k.lstrip("+-^") not in SSH_KEX]
+        if not isinstance(kex, list) or bad:
+            c.add(v_kex, kex, "%s %r %s." % (v_kex, kex, "is not a list" if not isinstance(kex, list) else
+                                              "names key exchanges OpenSSH does not know: %s" % ", ".join(map(repr, bad))),
+                  "Set %s to a list of names from `ssh -Q kex` (e.g. [curve25519-sha256]), or [] for OpenSSH's "
+                  "default." % v_kex)
 
 
 def _check_shared(spec, c):
@@ -614,7 +632,7 @@ PREFLIGHT_ARGUMENT_SPEC = dict(
     nodes=dict(type="list", elements="dict", options=dict(
         name=dict(type="str"), ip=dict(type="str"), gpus=dict(type="list", elements="int"),
         slots=dict(type="int"), docker_host=dict(type="str", default="localhost"))),
-    ssh=_opts(user=dict(type="str"), port=dict(type="int")),
+    ssh=_opts(user=dict(type="str"), port=dict(type="int"), kex_algorithms=dict(type="raw")),
     shared=_opts(host_dir=dict(type="str"), exists=dict(type="bool"), create=dict(type="bool"),
                  mount=dict(type="str")),
     mpi=_opts(np=dict(type="int"), launcher=dict(type="str")),

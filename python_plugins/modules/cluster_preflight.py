@@ -73,6 +73,9 @@ options:
       port:
         description: C(cluster_ssh_port).
         type: int
+      kex_algorithms:
+        description: C(cluster_ssh_kex_algorithms), a list of OpenSSH key exchange names (C(ssh -Q kex)).
+        type: raw
   shared:
     description: The shared host directory.
     type: dict

@@ -25,7 +25,8 @@ def default_spec():
         "network": {"name": cluster["cluster_network_name"], "subnet": cluster["cluster_network_subnet"],
                     "gateway": cluster["cluster_network_gateway"]},
         "nodes": nodes,
-        "ssh": {"user": cluster["cluster_ssh_user"], "port": cluster["cluster_ssh_port"]},
+        "ssh": {"user": cluster["cluster_ssh_user"], "port": cluster["cluster_ssh_port"],
+                "kex_algorithms": cluster["cluster_ssh_kex_algorithms"]},
         # cluster_shared_host_dir is templated from the state dir; any absolute path stands in.
         "shared": {"host_dir": "/home/u/.local/state/mpi-trt-ansible/mtrt/shared", "exists": False,
                    "create": cluster["cluster_shared_host_dir_create"],
@@ -75,6 +76,10 @@ CASES = [
      "inventory_hostname", "Node_2", "'node-2'"),
     ("name_too_long", lambda s: node(s, "node2").update(name="n" * 64),
      "inventory_hostname", "n" * 64, "at most 63"),
+    ("kex_unknown_name", lambda s: s["ssh"].update(kex_algorithms=["curve25519-sha265"]),
+     "cluster_ssh_kex_algorithms", ["curve25519-sha265"], "ssh -Q kex"),
+    ("kex_not_a_list", lambda s: s["ssh"].update(kex_algorithms="curve25519-sha256"),
+     "cluster_ssh_kex_algorithms", "curve25519-sha256", "is not a list"),
     ("name_hex_only_is_an_id_prefix", lambda s: node(s, "node2").update(name="b2"),
      "inventory_hostname", "b2", "container ID prefix"),
     ("ip_duplicate", lambda s: node(s, "node2").update(ip="192.168.123.111"),
@@ -337,3 +342,11 @@ def test_grantable_ulimits_only_bind_a_daemon_without_cap_sys_resource():
     assert grantable_ulimits(sandboxed, limits)["nofile"] > 0
     assert grantable_ulimits(rootful, limits) == {}
     assert grantable_ulimits("", limits) == {}
+
+
+@pytest.mark.parametrize("kex", [[], ["curve25519-sha256"], ["+sntrup761x25519-sha512@openssh.com"],
+                                 ["mlkem768x25519-sha256", "curve25519-sha256"]])
+def test_kex_lists_openssh_accepts(kex):
+    spec = default_spec()
+    spec["ssh"]["kex_algorithms"] = kex
+    assert topo.validate(spec) == []
