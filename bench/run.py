@@ -132,41 +132,21 @@ class Layout:
                               BFLOOR_DIR=str(tmp / "floor"), BFLOOR_SLOTS=str(args.slots))
 
     def inventory(self, n: int) -> Path:
-        """An inventory dir for N nodes: hosts.yml, the project defaults linked, and our overrides."""
-        inv = self.tmp / ("inv-%d" % n)
+        """One inventory file for N nodes, as a user writes it: the nodes and what this cluster changes
+        (its names and subnet); everything else is the project's defaults, connections included."""
+        inv = self.tmp / ("inv-%d.yml" % n)
         if inv.exists():
             return inv
-        gv = inv / "group_vars" / "all"
-        gv.mkdir(parents=True)
-        (gv / "00-project.yml").symlink_to(PROJECT / "group_vars" / "all.yml")
-        (gv / "10-bench.yml").write_text(
-            "---\n# bench/run.py: a cluster of its own on the local engine.\n"
-            "cluster_name: %s\ncluster_network_name: %s\ncluster_network_subnet: %s.0/24\n"
-            "cluster_network_gateway: %s.1\n" % (self.cluster, self.net, self.subnet, self.subnet))
-        node_vars, local_vars = default_inventory_vars()
-        doc = {"all": {"children": {"nodes": {
-            "hosts": {"%s%d" % (self.prefix, i): {"node_ip": "%s.%d" % (self.subnet, 10 + i), "node_gpus": [],
-                                                  "node_slots": self.slots} for i in range(1, n + 1)},
-            "vars": node_vars}}, "hosts": {"localhost": local_vars}}}
-        (inv / "hosts.yml").write_text("---\n# bench/run.py: %d nodes; connection vars as in inventory/local.\n%s"
-                                       % (n, yaml_dump(doc)))
+        doc = {"all": {
+            "vars": {"cluster_name": self.cluster, "cluster_network_name": self.net,
+                     "cluster_network_subnet": "%s.0/24" % self.subnet,
+                     "cluster_network_gateway": "%s.1" % self.subnet},
+            "children": {"nodes": {"hosts": {
+                "%s%d" % (self.prefix, i): {"node_ip": "%s.%d" % (self.subnet, 10 + i), "node_slots": self.slots}
+                for i in range(1, n + 1)}}}}}
+        inv.write_text("---\n# bench/run.py: a cluster of its own on the local engine, %d nodes.\n%s"
+                       % (n, yaml_dump(doc)))
         return inv
-
-
-def default_inventory_vars():
-    """The nodes' group vars and localhost's vars of the project's default inventory (inventory/local),
-    so the benchmark connects to the nodes the way a user does (e.g. the docker connection plugin)."""
-    node_vars = {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"}
-    local_vars = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
-    try:
-        import yaml
-
-        data = yaml.safe_load((PROJECT / "inventory" / "local" / "hosts.yml").read_text())["all"]
-        node_vars = data["children"]["nodes"].get("vars") or node_vars
-        local_vars = (data.get("hosts") or {}).get("localhost") or local_vars
-    except Exception as exc:  # noqa: BLE001 - fall back to the documented defaults
-        log("note: could not read inventory/local/hosts.yml (%s); using the documented connection vars" % exc)
-    return node_vars, local_vars
 
 
 def yaml_dump(doc):
@@ -663,7 +643,7 @@ def main(argv=None):
                        "image": bench.lay.image, "project": str(PROJECT),
                        "node_names": "%s1..%s%d" % (args.node_prefix, args.node_prefix, max(ns)),
                        "floor_names": "%s1..%s%d" % (args.floor_prefix, args.floor_prefix, max(ns)),
-                       "node_connection": default_inventory_vars()[0].get("ansible_connection")},
+                       "node_connection": "community.docker.docker (the project default)"},
             "runs": bench.runs, "warnings": bench.warnings}
     log("bench: N=%s, %d repeat(s), %s slots; logs in %s; load %s" % (
         ns, args.repeats, args.slots, bench.out, data["machine"]["loadavg_start"]))

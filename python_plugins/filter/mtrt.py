@@ -1,7 +1,18 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Small filters that keep the roles' YAML readable."""
 
 from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from mpi_trt_ansible.inventory import node_list
+except ImportError as exc:  # pragma: no cover - the controller's Python lacks the project package
+    raise AnsibleFilterError(
+        "the mpi_trt_ansible package is not importable by this ansible-playbook (%s): run "
+        "scripts/bootstrap.sh and use .venv/bin/ansible-playbook, or pip install -e . into the "
+        "Python that runs Ansible" % exc) from exc
 
 DOCUMENTATION = ""
 
@@ -19,13 +30,14 @@ def docker_ulimits(limits):
     return out
 
 
-def cluster_nodes(names, hostvars):
-    """``[{name, ip, gpus}]`` of the inventory nodes ``names`` (their ``node_ip`` and ``node_gpus``)."""
-    out = []
-    for name in names:
-        host = hostvars[name]
-        out.append({"name": name, "ip": host.get("node_ip"), "gpus": list(host.get("node_gpus") or [])})
-    return out
+def cluster_node_list(names, hostvars):
+    """The nodes ``names`` with their settings and defaults (``mpi_trt_ansible.inventory.node_list``)."""
+    return node_list(names, hostvars)
+
+
+def node_refs(names):
+    """``['node1']`` -> ``[{'name': 'node1'}]``: what node_containers needs to remove a node's container."""
+    return [{"name": name} for name in names]
 
 
 def node_container_specs(nodes, image, network, binds, hash_files, shm_size=None, ulimits=None, env=None,
@@ -53,5 +65,5 @@ def node_container_specs(nodes, image, network, binds, hash_files, shm_size=None
 
 class FilterModule(object):
     def filters(self):
-        return {"docker_ulimits": docker_ulimits, "cluster_nodes": cluster_nodes,
+        return {"docker_ulimits": docker_ulimits, "cluster_node_list": cluster_node_list, "node_refs": node_refs,
                 "node_container_specs": node_container_specs}

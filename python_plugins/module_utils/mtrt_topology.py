@@ -631,7 +631,7 @@ PREFLIGHT_ARGUMENT_SPEC = dict(
     network=_opts(name=dict(type="str"), subnet=dict(type="str"), gateway=dict(type="str")),
     nodes=dict(type="list", elements="dict", options=dict(
         name=dict(type="str"), ip=dict(type="str"), gpus=dict(type="list", elements="int"),
-        slots=dict(type="int"), docker_host=dict(type="str", default="localhost"))),
+        slots=dict(type="int"), mpi_host=dict(type="str"), docker_host=dict(type="str", default="localhost"))),
     ssh=_opts(user=dict(type="str"), port=dict(type="int"), kex_algorithms=dict(type="raw")),
     shared=_opts(host_dir=dict(type="str"), exists=dict(type="bool"), create=dict(type="bool"),
                  mount=dict(type="str")),

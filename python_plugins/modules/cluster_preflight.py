@@ -59,8 +59,11 @@ options:
       slots:
         description: C(node_slots), MPI slots.
         type: int
+      mpi_host:
+        description: The name the hostfile uses for the node (C(node_mpi_host), default its inventory name).
+        type: str
       docker_host:
-        description: Inventory name of the docker host that runs the node (C(cluster_docker_host)).
+        description: Inventory name of the docker host that runs the node (the controller).
         type: str
         default: localhost
   ssh:

@@ -36,6 +36,16 @@ for sub in ("modules", "callback", "filter"):
 
 import json  # noqa: E402
 
+import yaml  # noqa: E402
+
+
+def project_defaults():
+    """Every project default (roles/cluster/defaults/main/*.yml, merged in load order)."""
+    merged = {}
+    for path in sorted((ROOT / "roles" / "cluster" / "defaults" / "main").glob("*.yml")):
+        merged.update(yaml.safe_load(path.read_text()) or {})
+    return merged
+
 import pytest  # noqa: E402
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 

@@ -6,7 +6,7 @@ import json
 from ansible.module_utils.mtrt_containers import (
     LABEL_CLUSTER, LABEL_HASH, LABEL_SPEC, SpecError, create_body, doc_hash, endpoint_problem, explain,
     fingerprint_doc, normalize_spec, plan, size_to_bytes, spec_hash)
-from mtrt import cluster_nodes, node_container_specs
+from mtrt import cluster_node_list, node_container_specs
 
 NODES = [{"name": "node1", "ip": "10.9.0.11", "gpus": []}, {"name": "node2", "ip": "10.9.0.12", "gpus": [1, 3]}]
 BINDS = ["/state/shared:/TRTDir:rw", "/state/cluster:/etc/mtrt/cluster:ro",
@@ -40,7 +40,7 @@ def run_plan(wanted, entries, state="started", prune=True):
 
 def test_specs_from_the_inventory_shape():
     hv = {"node1": {"node_ip": "10.9.0.11", "node_gpus": []}, "node2": {"node_ip": "10.9.0.12", "node_gpus": [1, 3]}}
-    assert cluster_nodes(["node1", "node2"], hv) == NODES
+    assert [{k: n[k] for k in ("name", "ip", "gpus")} for n in cluster_node_list(["node1", "node2"], hv)] == NODES
     s1, s2 = specs()
     assert s1["etc_hosts"] == {"node2": "10.9.0.12"} and s2["etc_hosts"] == {"node1": "10.9.0.11"}
     assert s2["binds"][2] == "/state/hostkeys/node2_ed25519:/etc/mtrt/node/ssh_host_ed25519_key:ro"

@@ -7,18 +7,19 @@ import json
 import pytest
 import yaml
 from ansible.module_utils import mtrt_topology as topo
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, project_defaults
 
 FIX = FIXTURES / "topology"
 
 
 def default_spec():
-    """The repo's inventory/local + group_vars values, with facts from the fixtures."""
-    cluster = yaml.safe_load((ROOT / "group_vars/all.yml").read_text())
+    """The repo's inventory/local + project defaults, with facts from the fixtures."""
+    cluster = project_defaults()
     inv = yaml.safe_load((ROOT / "inventory/local/hosts.yml").read_text())
     hosts = inv["all"]["children"]["nodes"]["hosts"]
-    nodes = [{"name": name, "ip": h["node_ip"], "gpus": h["node_gpus"], "slots": h["node_slots"],
-              "docker_host": cluster["cluster_docker_host"]} for name, h in hosts.items()]
+    nodes = [{"name": name, "ip": h["node_ip"], "gpus": h.get("node_gpus", []),
+              "slots": h.get("node_slots", 1), "docker_host": "localhost"}
+             for name, h in hosts.items()]
     return {
         "cluster_name": cluster["cluster_name"],
         "mode": cluster["cluster_mode"],
