@@ -54,7 +54,10 @@ def normalize_gpus(value):
 
 
 def node_list(names, hostvars):
-    """``[{name, ip, slots, gpus, mpi_host}]`` of the inventory hosts ``names``, in order.
+    """``[{name, ip, slots, gpus, mpi_host, fabric_ifname, docker_host}]`` of the inventory hosts ``names``.
+
+    ``fabric_ifname`` (``node_fabric_ifname``) and ``docker_host`` (``node_docker_host``) are None when
+    unset; they matter only when the cluster spans several machines (cluster_mode hosts, docker_per_host).
 
     ``hostvars`` is Ansible's hostvars (or any mapping of name -> mapping).
     """
@@ -67,5 +70,7 @@ def node_list(names, hostvars):
             "slots": _int_or_raw(host.get("node_slots", NODE_DEFAULTS["node_slots"])),
             "gpus": normalize_gpus(host.get("node_gpus", NODE_DEFAULTS["node_gpus"])),
             "mpi_host": host.get("node_mpi_host") or name,
+            "fabric_ifname": host.get("node_fabric_ifname") or None,
+            "docker_host": host.get("node_docker_host") or None,
         })
     return nodes

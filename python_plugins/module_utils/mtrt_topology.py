@@ -25,7 +25,7 @@ VAR_NAMES = {
     "node.ip": "node_ip",
     "node.gpus": "node_gpus",
     "node.slots": "node_slots",
-    "node.docker_host": "cluster_docker_host",
+    "node.docker_host": "node_docker_host",
     "nodes": "groups['nodes']",
     "ssh.user": "cluster_ssh_user",
     "ssh.port": "cluster_ssh_port",
@@ -48,6 +48,9 @@ SSH_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org", "diffie-hellman-
            "diffie-hellman-group-exchange-sha256", "ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521",
            "sntrup761x25519-sha512@openssh.com", "sntrup761x25519-sha512", "mlkem768x25519-sha256",
            "sntrup4591761x25519-sha512@tinyssh.org")
+# cluster_mode values: containers on this machine, this machine, several machines over SSH, one
+# node container per machine.
+MODES = ("docker", "local", "hosts", "docker_per_host")
 HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DOCKER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -216,9 +219,10 @@ def _check_identity(spec, c):
         c.add(c.var("cluster_name"), name,
               "%s %r is not a valid docker object name prefix." % (c.var("cluster_name"), name),
               "Use letters, digits, '_', '.' and '-', starting with a letter or digit (e.g. mtrt).")
-    if c.require("mode", mode) and mode not in ("docker", "local"):
-        c.add(c.var("mode"), mode, "%s %r is neither 'docker' nor 'local'." % (c.var("mode"), mode),
-              "Set %s: docker (containers) or local (this machine)." % c.var("mode"))
+    if c.require("mode", mode) and mode not in MODES:
+        c.add(c.var("mode"), mode, "%s %r is not one of %s." % (c.var("mode"), mode, ", ".join(MODES)),
+              "Set %s: docker (containers on this machine), local (this machine), hosts (several machines "
+              "over SSH) or docker_per_host (one node container per machine)." % c.var("mode"))
 
 
 def _check_nodes(spec, c, docker):
@@ -269,7 +273,7 @@ def _check_nodes(spec, c, docker):
                       "%s is %r: %s." % (c.var("node.gpus", name), gpus,
                                          "GPU ids must be a list of distinct integers >= 0"),
                       "Set node_gpus on host %s to a list like [0, 1], or [] for no GPU." % name)
-        if docker:
+        if spec.get("mode") == "docker_per_host":
             c.require("node.docker_host", node.get("docker_host"), name)
     return nodes
 
@@ -396,7 +400,9 @@ def _check_gpus(spec, nodes, c):
     hosts = spec.get("docker_hosts") or {}
     pinned = {}
     for node in nodes:
-        name, gpus, host = node.get("name"), node.get("gpus"), node.get("docker_host") or "localhost"
+        name, gpus = node.get("name"), node.get("gpus")
+        # The machine whose GPUs these are: a node of hosts mode is its own machine.
+        host = node.get("docker_host") or (name if spec.get("mode") == "hosts" else "localhost")
         if not isinstance(gpus, list) or not gpus:
             continue
         var = c.var("node.gpus", name)
@@ -576,11 +582,15 @@ def _ulimit_pair(value):
 def validate(spec):
     """Return every problem of ``spec`` (see module docs) as a list of dicts."""
     c = _Collector(spec.get("var_names"))
-    docker = spec.get("mode", "docker") != "local"
+    mode = spec.get("mode", "docker")
+    docker = mode == "docker"
     _check_identity(spec, c)
-    nodes = _check_nodes(spec, c, docker)
+    # Several machines (hosts, docker_per_host): the fabric, the machines and their stacks are checked
+    # by the preflight across hosts (mpi_trt_ansible/hosts.py), on facts read from every machine.
+    nodes = _check_nodes(spec, c, mode != "local")
     if docker:
         _check_network(spec, nodes, c)
+    if mode != "local":
         _check_ssh(spec, c)
     _check_gpus(spec, nodes, c)
     np, hostfile = _check_mpi(spec, nodes, c)
@@ -631,7 +641,8 @@ PREFLIGHT_ARGUMENT_SPEC = dict(
     network=_opts(name=dict(type="str"), subnet=dict(type="str"), gateway=dict(type="str")),
     nodes=dict(type="list", elements="dict", options=dict(
         name=dict(type="str"), ip=dict(type="str"), gpus=dict(type="list", elements="int"),
-        slots=dict(type="int"), mpi_host=dict(type="str"), docker_host=dict(type="str", default="localhost"))),
+        slots=dict(type="int"), mpi_host=dict(type="str"), docker_host=dict(type="str", default="localhost"),
+        fabric_ifname=dict(type="str"))),
     ssh=_opts(user=dict(type="str"), port=dict(type="int"), kex_algorithms=dict(type="raw")),
     shared=_opts(host_dir=dict(type="str"), exists=dict(type="bool"), create=dict(type="bool"),
                  mount=dict(type="str")),

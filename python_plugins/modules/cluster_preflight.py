@@ -24,8 +24,10 @@ options:
     type: str
   mode:
     description:
-      - C(cluster_mode), V(docker) or V(local).
-      - Network, SSH and docker-host ulimit checks run only in docker mode; local mode allows one node.
+      - C(cluster_mode), V(docker), V(local), V(hosts) or V(docker_per_host).
+      - Network and docker-host ulimit checks run only in docker mode, SSH checks in every mode but local;
+        local mode allows one node. The machines of V(hosts) and V(docker_per_host) are checked by
+        M(hosts_preflight) on facts read from each.
     type: str
     default: docker
   network:
@@ -66,6 +68,9 @@ options:
         description: Inventory name of the docker host that runs the node (the controller).
         type: str
         default: localhost
+      fabric_ifname:
+        description: C(node_fabric_ifname) (checked by the preflight across hosts, not here).
+        type: str
   ssh:
     description: SSH between nodes.
     type: dict

@@ -4,6 +4,7 @@ import copy
 import ipaddress
 import json
 
+import jinja2
 import pytest
 import yaml
 from ansible.module_utils import mtrt_topology as topo
@@ -12,9 +13,18 @@ from conftest import FIXTURES, ROOT, project_defaults
 FIX = FIXTURES / "topology"
 
 
+def _in_docker_mode(value):
+    """A default that depends on cluster_mode, as docker mode (the default) renders it."""
+    if not isinstance(value, str) or "{{" not in value:
+        return value
+    text = jinja2.Template(value).render(cluster_mode="docker")
+    return int(text) if text.isdigit() else text
+
+
 def default_spec():
     """The repo's inventory/local + project defaults, with facts from the fixtures."""
-    cluster = project_defaults()
+    cluster = {k: _in_docker_mode(v) if k.startswith(("cluster_ssh_", "cluster_shared_mount")) else v
+               for k, v in project_defaults().items()}
     inv = yaml.safe_load((ROOT / "inventory/local/hosts.yml").read_text())
     hosts = inv["all"]["children"]["nodes"]["hosts"]
     nodes = [{"name": name, "ip": h["node_ip"], "gpus": h.get("node_gpus", []),
@@ -179,7 +189,7 @@ CASES = [
     ("ulimit_unknown_name", lambda s: s["ulimits"].update(files=1024),
      "cluster_ulimits.files", 1024, "not a ulimit docker knows"),
     ("mode_invalid", lambda s: s.update(mode="swarm"),
-     "cluster_mode", "swarm", "neither 'docker' nor 'local'"),
+     "cluster_mode", "swarm", "is not one of docker, local, hosts, docker_per_host"),
     ("local_mode_many_nodes", lambda s: s.update(mode="local"),
      "groups['nodes']", ["node1", "node2"], "exactly one node"),
     ("cluster_name_invalid", lambda s: s.update(cluster_name="my cluster"),
@@ -229,7 +239,7 @@ MISSING = [
     ("node_ip (node2)", lambda s: node(s, "node2").update(ip=None)),
     ("node_slots (node2)", lambda s: node(s, "node2").update(slots=None)),
     ("node_gpus (node2)", lambda s: node(s, "node2").update(gpus=None)),
-    ("cluster_docker_host (node2)", lambda s: node(s, "node2").update(docker_host=None)),
+    ("node_docker_host (node2)", lambda s: (s.update(mode="docker_per_host"), node(s, "node2").update(docker_host=None))),
     ("cluster_ssh_user", lambda s: s["ssh"].update(user=None)),
     ("cluster_ssh_port", lambda s: s["ssh"].update(port=None)),
     ("cluster_shared_host_dir", lambda s: s["shared"].update(host_dir=None)),
