@@ -241,6 +241,7 @@ def _check_probes(facts_by_host, usable, settings, nodes, p):
         return
     ours = mode == "docker_per_host" or settings.get("sshd") == "dedicated"
     port = settings.get("ssh_port")
+    who = launcher.get("name") if origin == launcher.get("name") else "%s (on %s)" % (launcher.get("name"), origin)
     for probe in facts_by_host[origin].get("probes") or []:
         state, name = probe.get("state"), probe.get("name")
         if state == "open" or (state == "refused" and ours):
@@ -248,15 +249,15 @@ def _check_probes(facts_by_host, usable, settings, nodes, p):
         where = "%s:%s" % (probe.get("ip"), probe.get("port", port))
         if state == "refused":
             p.add("cluster_ssh_port", port,
-                  "The launcher %s (on %s) reaches %s of node %s, but nothing listens there (connection refused)."
-                  % (launcher.get("name"), origin, where, name),
+                  "The launcher %s reaches %s of node %s, but nothing listens there (connection refused)."
+                  % (who, where, name),
                   "Start sshd on %s listening on port %s at %s, or set cluster_ssh_port to its port "
                   "(or cluster_hosts_sshd: dedicated for a cluster sshd on its own port)." % (name, port,
                                                                                            probe.get("ip")))
         else:
             p.add("node_ip (%s)" % name, probe.get("ip"),
-                  "The launcher %s (on %s) cannot reach node %s at %s: %s%s." % (
-                      launcher.get("name"), origin, name, where, state,
+                  "The launcher %s cannot reach node %s at %s: %s%s." % (
+                      who, name, where, state,
                       " (%s)" % probe["detail"] if probe.get("detail") else ""),
                   "Open TCP port %s between the fabric addresses (firewall), and check node_ip of %s and its route "
                   "from %s." % (probe.get("port", port), name, origin))
