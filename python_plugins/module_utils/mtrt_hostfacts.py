@@ -17,7 +17,8 @@ import re
 import socket
 import stat
 
-_OMPI_RE = re.compile(r"(?:^|\n)\s*Open MPI v?(\d+)\.(\d+)(?:\.(\d+))?([^\s,]*)")
+# "Open MPI v4.1.4" (ompi_info --version) or "mpirun (Open MPI) 4.1.4" (mpirun --version).
+_OMPI_RE = re.compile(r"(?:^|\n)\s*(?:Open MPI v?|\S+ \(Open MPI\) )(\d+)\.(\d+)(?:\.(\d+))?([^\s,]*)")
 _OMPI_PARSABLE_RE = re.compile(r"^ompi:version:full:(\S+)\s*$", re.MULTILINE)
 HOST_KEY_TYPES = ("ed25519", "ecdsa", "rsa")
 
