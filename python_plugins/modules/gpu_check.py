@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Check GPUs across MPI ranks: rank -> device mapping, NCCL all-reduce bandwidth."""
 
 from __future__ import annotations
@@ -76,9 +77,6 @@ options:
     default: 300
 extends_documentation_fragment:
   - mtrt_mpirun
-notes:
-  - Supports check mode, in which it reports the command it would run, starts nothing, and returns
-    C(rc=null) with C(failed=false).
 """
 
 EXAMPLES = r"""
@@ -99,8 +97,9 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+# Besides the launch keys every mpirun module returns (see the mtrt_mpirun notes):
 mtrt_kind:
-  description: C(gpu_rank_device) or C(nccl_allreduce).
+  description: C(gpu_rank_device) for O(check=rank_device), C(nccl_allreduce) for O(check=nccl_allreduce); lets the run report file this result.
   returned: always
   type: str
 ranks:
@@ -137,56 +136,20 @@ world_size:
   description: Ranks that reported.
   returned: always
   type: int
-problems:
-  description: Every way the check fell short, one sentence each.
-  returned: always
-  type: list
-  elements: str
 findings:
   description: Findings that do not fail the check (e.g. two ranks sharing one GPU); also shown as warnings.
   returned: always
   type: list
-  elements: str
-command:
-  description: The mpirun argv.
-  returned: always
-  type: list
-rc:
-  description: mpirun's exit status (null when it timed out or did not run, as in check mode).
-  returned: always
-  type: int
-timed_out:
-  description: Whether the launch was killed at O(timeout_s).
-  returned: always
-  type: bool
-duration_s:
-  description: Seconds the launch took.
-  returned: always
-  type: float
-stdout_tail:
-  description: Last lines of standard output (JSON and NCCL INFO lines excluded).
-  returned: always
-  type: str
-stderr_tail:
-  description: Last lines of standard error.
-  returned: always
-  type: str
-"""
-
-import os
-import shutil
+  elements: str"""
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.mtrt_collectives import OutputError
+from ansible.module_utils import mtrt_launch
 from ansible.module_utils.mtrt_gpu import (
     judge_allreduce, nvlink_limit_gbps, parse_nccl_allreduce, parse_rank_device)
-from ansible.module_utils.mtrt_mpi import (
-    expected_placement, module_hosts, mpirun_argument_spec, mpirun_argv)
-from ansible.module_utils.mtrt_proc import run_bounded, tail
+from ansible.module_utils.mtrt_proc import tail
 
 KINDS = {"rank_device": "gpu_rank_device", "nccl_allreduce": "nccl_allreduce"}
-
-
+NOISE = ("MTRT-", "NCCL INFO")
 
 
 def script_command(p, hosts):
@@ -218,7 +181,8 @@ def judge(p, run, np, result):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(mpirun_argument_spec(timeout_s=300),
+        argument_spec=mtrt_launch.argument_spec(
+            timeout_s=300,
             check=dict(type="str", required=True, choices=sorted(KINDS)),
             script=dict(type="path", required=True),
             gpus_per_node=dict(type="int", default=0),
@@ -230,63 +194,33 @@ def main():
             warmup=dict(type="int", default=5),
             nccl_debug=dict(type="bool", default=True),
             min_busbw_gbps=dict(type="float", default=0.0),
-            nvlink_expected=dict(type="bool", default=False),
-        ),
+            nvlink_expected=dict(type="bool", default=False)),
         required_one_of=[("hostfile", "hosts")],
         supports_check_mode=True,
     )
     p = module.params
     kind = KINDS[p["check"]]
-    hosts = module_hosts(module, kind)
-    slots = sum(s for _, s in hosts)
-    np = p["np"] or slots
     env = {"NCCL_NVLS_ENABLE": "0"}
     if p["check"] == "nccl_allreduce" and p["nccl_debug"]:
         env["NCCL_DEBUG"] = "INFO"
     env.update(p["env"])
-    mpirun = shutil.which(p["mpirun"]) or p["mpirun"]
-    argv = mpirun_argv(script_command(p, hosts or [("127.0.0.1", 1)]), np, hostfile=p["hostfile"],
-                       hosts=None if p["hostfile"] else hosts, mca=p["mca"], env_names=sorted(env),
-                       extra_args=p["extra_args"], mpirun=mpirun)
-    result = dict(mtrt_kind=kind, changed=False, command=argv, rc=None, timed_out=False, duration_s=0.0,
-                  world_size=0, ranks=[], results=[], largest={}, transport={}, verdict="", versions={},
-                  problems=[], findings=[], stdout_tail="", stderr_tail="")
-
-    if not hosts or expected_placement(hosts, np) is None:
-        msg = "np=%d ranks requested but the hosts give %d slots (%s): lower np or raise node_slots" % (
-            np, slots, ", ".join("%s:%d" % h for h in hosts) or "none")
-        module.fail_json(msg=msg, **dict(result, problems=[msg]))
-    if not os.path.exists(mpirun):
-        module.fail_json(msg="mpirun not found on the launcher (%s): install Open MPI in the node image"
-                         % p["mpirun"], **result)
-    if module.check_mode:
-        # rc stays null (nothing ran); say failed=false, or Ansible reads a non-zero rc as a failure.
-        module.exit_json(skipped_reason="check mode: mpirun not started", failed=False, **result)
-
-    run = run_bounded(argv, p["timeout_s"], env=env)
-    noise = ("MTRT-", "NCCL INFO")
-    result.update(rc=run["rc"], timed_out=run["timed_out"], duration_s=run["duration_s"],
-                  stdout_tail=tail("\n".join(line for line in run["stdout"].splitlines()
-                                             if not any(n in line for n in noise))),
-                  stderr_tail=tail(run["stderr"]))
-    if run["timed_out"]:
-        module.fail_json(msg="%s timed out after %ds and was killed (np=%d); output tail: %s"
-                             % (p["check"], p["timeout_s"], np,
-                                tail(run["stdout"] + run["stderr"], 8) or "(empty)"), **result)
     try:
-        problems = judge(p, run, np, result)
-    except OutputError as exc:
-        module.fail_json(msg="%s: %s; mpirun exited with %s. stderr tail: %s" % (
-            p["check"], exc, run["rc"], tail(run["stderr"], 8) or "(empty)"), **dict(result, problems=[str(exc)]))
-    result["problems"] = problems
-    for finding in result["findings"]:
-        module.warn(finding)
-    if problems:
-        module.fail_json(msg="; ".join(problems[:4]), **result)
-    if run["rc"] != 0:
-        module.fail_json(msg="%s: every rank passed but mpirun exited with %s. stderr tail: %s"
-                             % (p["check"], run["rc"], tail(run["stderr"], 8) or "(empty)"), **result)
-    module.exit_json(**result)
+        hosts = mtrt_launch.hosts_of(p)
+    except mtrt_launch.LaunchError:
+        hosts = [("127.0.0.1", 1)]  # run_module reports the bad hostfile
+
+    def run_judge(run, launch, result):
+        result["stdout_tail"] = tail("\n".join(line for line in run["stdout"].splitlines()
+                                               if not any(n in line for n in NOISE)))
+        problems = judge(p, run, launch.np, result)
+        for finding in result["findings"]:
+            module.warn(finding)
+        return problems
+
+    mtrt_launch.run_module(module, kind, script_command(p, hosts), run_judge, env=env,
+                           bound_name="cluster_mpi_timeout_s",
+                           defaults=dict(world_size=0, ranks=[], results=[], largest={}, transport={}, verdict="",
+                                         versions={}, findings=[]))
 
 
 if __name__ == "__main__":

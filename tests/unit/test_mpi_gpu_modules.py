@@ -184,7 +184,7 @@ def test_mpi_collectives_singleton_and_timeout(run_module, tmp_path):
     assert res["failed"] and "every rank ran as its own singleton" in res["msg"]
     slow = fake_exe(tmp_path, "mpirun2", "echo started; sleep 30\n")
     res = run_module(mpi_collectives, {"hosts": ["a:2"], "script": "/x.py", "mpirun": slow, "timeout_s": 1})
-    assert res["failed"] and res["timed_out"] and "raise timeout_s or lower max_bytes" in res["msg"]
+    assert res["failed"] and res["timed_out"] and "raise timeout_s (cluster_mpi_timeout_s) or lower max_bytes" in res["msg"]
 
 
 def test_mpi_collectives_check_mode_and_bad_sizes(run_module, tmp_path):
