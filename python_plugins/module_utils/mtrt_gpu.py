@@ -4,7 +4,7 @@
 Plain Python (no I/O). Inputs are the texts the tools print:
 ``nvidia-smi --query-gpu=index,uuid,name,memory.total,pci.bus_id
 --format=csv,noheader,nounits``, ``nvidia-smi topo -m``, ``nvidia-smi nvlink -s``,
-and the JSON lines of roles/gpu_preflight/files/mtrt_rank_device.py and
+and the JSON lines of roles/gpu_check/files/mtrt_rank_device.py and
 mtrt_nccl_allreduce.py (with NCCL_DEBUG=INFO lines mixed in).
 """
 
@@ -206,7 +206,7 @@ def missing_device_message(r):
     cvd = r.get("cuda_visible_devices")
     seen = "CUDA_VISIBLE_DEVICES=%s" % cvd if cvd is not None else "CUDA_VISIBLE_DEVICES unset"
     has = "has %d GPU%s" % (count, "" if count == 1 else "s") if count else "has no GPU visible"
-    fix = ("set gpus_per_node to %d (cluster_gpus_per_node) or lower node_slots on %s to %d, so no rank "
+    fix = ("set gpus_per_node to %d (cluster_trtllm_gpus_per_node) or lower node_slots on %s to %d, so no rank "
            "asks for a GPU the node lacks" % (count, r["host"], count) if count else
            "give %s GPUs (node_gpus in the inventory; nvidia-container-toolkit on the docker host)"
            % r["host"])
@@ -268,6 +268,6 @@ def judge_allreduce(parsed, link_gbps=None, nvlink_expected=False, min_busbw_gbp
         verdict += ("; NVLink not used: NCCL went through %s, as when ranks sit in separate containers "
                     "on one host or peer access is off (expect ~9 GB/s instead of ~370)" % via)
     if min_busbw_gbps and big["busbw_gbps"] < min_busbw_gbps:
-        problems.append("busbw %.1f GB/s at %s is under the %.1f GB/s floor (gpu_preflight_min_busbw_gbps)"
+        problems.append("busbw %.1f GB/s at %s is under the %.1f GB/s floor (gpu_check_min_busbw_gbps)"
                         % (big["busbw_gbps"], human_bytes(big["size_bytes"]), min_busbw_gbps))
     return verdict + ".", problems

@@ -1,4 +1,4 @@
-"""mpi_collectives, gpu_facts and gpu_check modules through run_module.
+"""mpi_collectives, gpu_check_facts and gpu_check modules through run_module.
 
 gpu_* use fake nvidia-smi/mpirun executables that replay the 2x H200 capture;
 mpi_collectives runs the real script under local mpirun when available.
@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 import gpu_check
-import gpu_facts
+import gpu_check_facts
 import mpi_collectives
 import pytest
 from conftest import FIXTURES, ROOT
@@ -24,7 +24,7 @@ def fake_exe(tmp_path, name, body):
     return str(path)
 
 
-# --- gpu_facts ---------------------------------------------------------------------------
+# --- gpu_check_facts ---------------------------------------------------------------------------
 
 def fake_smi(tmp_path, query="h200x2_query_gpu.csv", rc=0):
     return fake_exe(tmp_path, "nvidia-smi", """
@@ -37,7 +37,7 @@ esac
 
 
 def test_gpu_facts_h200(run_module, tmp_path):
-    res = run_module(gpu_facts, {"nvidia_smi": fake_smi(tmp_path)})
+    res = run_module(gpu_check_facts, {"nvidia_smi": fake_smi(tmp_path)})
     assert not res["failed"] and res["present"] and res["count"] == 2 and res["mtrt_kind"] == "gpu_facts"
     assert res["gpus"][1]["uuid"] == "GPU-fdd81770-c891-a3f5-825a-1220b1ad307c"
     assert res["nvlink"]["all_pairs_nvlink"] and res["nvlink_limit_gbps"] == 450.0
@@ -45,7 +45,7 @@ def test_gpu_facts_h200(run_module, tmp_path):
 
 
 def test_gpu_facts_absent(run_module):
-    res = run_module(gpu_facts, {"nvidia_smi": "no-such-nvidia-smi"})
+    res = run_module(gpu_check_facts, {"nvidia_smi": "no-such-nvidia-smi"})
     assert not res["failed"] and res["present"] is False and res["gpus"] == []
     assert "no-such-nvidia-smi not found on PATH" in res["reason"]
 
@@ -53,14 +53,14 @@ def test_gpu_facts_absent(run_module):
 def test_gpu_facts_driver_failure_is_not_present(run_module, tmp_path):
     (tmp_path / "err.txt").write_text("NVIDIA-SMI has failed because it couldn't communicate with the driver\n")
     smi = fake_exe(tmp_path, "nvidia-smi", "cat %s/err.txt; exit 9\n" % tmp_path)
-    res = run_module(gpu_facts, {"nvidia_smi": smi})
+    res = run_module(gpu_check_facts, {"nvidia_smi": smi})
     assert res["present"] is False and res["reason"].startswith("nvidia-smi exited with 9: NVIDIA-SMI has failed")
 
 
 def test_gpu_facts_malformed_fails(run_module, tmp_path):
     (tmp_path / "bad.csv").write_text("0, GPU-x, NVIDIA H200\n")
     smi = fake_exe(tmp_path, "nvidia-smi", "cat %s/bad.csv\n" % tmp_path)
-    res = run_module(gpu_facts, {"nvidia_smi": smi})
+    res = run_module(gpu_check_facts, {"nvidia_smi": smi})
     assert res["failed"] and "line 1 is not a GPU row" in res["msg"]
 
 

@@ -119,7 +119,7 @@ def test_rank_device_real_four_ranks_on_two_gpus():
     parsed = parse_rank_device(fixture("rank_device_bad.txt"), expected_world=4)
     assert parsed["problems"] == [
         "Rank %d (vm) asked for GPU %d (rank %% gpus_per_node 4), but vm has 2 GPUs (CUDA_VISIBLE_DEVICES "
-        "unset); set gpus_per_node to 2 (cluster_gpus_per_node) or lower node_slots on vm to 2, so no rank "
+        "unset); set gpus_per_node to 2 (cluster_trtllm_gpus_per_node) or lower node_slots on vm to 2, so no rank "
         "asks for a GPU the node lacks" % (r, r) for r in (2, 3)]
 
 
@@ -135,7 +135,7 @@ def test_rank_device_per_rank_lines_and_one_gpu_node():
     assert [r["rank"] for r in parsed["ranks"]] == [0, 1]
     assert parsed["problems"] == [
         "Rank 1 (node2) asked for GPU 1 (rank % gpus_per_node 2), but node2 has 1 GPU (CUDA_VISIBLE_DEVICES=0);"
-        " set gpus_per_node to 1 (cluster_gpus_per_node) or lower node_slots on node2 to 1, so no rank asks "
+        " set gpus_per_node to 1 (cluster_trtllm_gpus_per_node) or lower node_slots on node2 to 1, so no rank asks "
         "for a GPU the node lacks"]
 
 
@@ -197,7 +197,7 @@ def test_judge_says_nvlink_unused_and_fails_under_floor():
                                         min_busbw_gbps=300)
     assert "9.1 GB/s busbw at 1 GiB via SHM (2% of the 450 GB/s" in verdict
     assert "NVLink not used: NCCL went through SHM" in verdict
-    assert problems == ["busbw 9.1 GB/s at 1 GiB is under the 300.0 GB/s floor (gpu_preflight_min_busbw_gbps)"]
+    assert problems == ["busbw 9.1 GB/s at 1 GiB is under the 300.0 GB/s floor (gpu_check_min_busbw_gbps)"]
 
 
 def test_nccl_wrong_sum_is_a_problem():

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: gpu_facts
+module: gpu_check_facts
 short_description: Read the GPUs a node can see (nvidia-smi), with topology and NVLink when available
 description:
   - Runs C(nvidia-smi --query-gpu=index,uuid,name,memory.total,pci.bus_id --format=csv,noheader,nounits),
@@ -34,8 +34,8 @@ notes:
 
 EXAMPLES = r"""
 - name: Read this node's GPUs
-  gpu_facts:
-  register: gpu_preflight_facts
+  gpu_check_facts:
+  register: gpu_check_facts
 """
 
 RETURN = r"""
