@@ -28,7 +28,7 @@ import re
 import shutil
 import socket
 
-from ansible.module_utils.mtrt_explain import explain
+from ansible.module_utils.mtrt_explain import explain, format_explained
 from ansible.module_utils.mtrt_proc import run_bounded, tail
 from ansible.module_utils.mtrt_rules import HostfileError, by_slot_placement, parse_hostfile, ranges
 
@@ -243,8 +243,8 @@ def failure_message(kind, launch, result, problems, bound_name="timeout_s", advi
         for rank in result["ranks_seen"][:4]:
             last = (result["rank_tails"].get(str(rank)) or [""])[-1]
             parts.append("rank %d (%s) last printed %r" % (rank, launch.placement.get(rank, "?"), last[:160]))
-    for item in result["explained"][:3]:
-        parts.append("cause: %s; fix: %s (from: %s)" % (item["cause"], item["fix"], item["raw"][:200]))
+    if result["explained"]:
+        parts.append(format_explained(result["explained"], limit=3))
     if not result["explained"] and failed:
         parts.append("output tail: %s" % (tail((result["stdout_tail"] + "\n" + result["stderr_tail"]).strip(), 8)
                                           or "(empty)"))

@@ -14,7 +14,7 @@ from ansible.module_utils import mtrt_launch
 from conftest import ROOT
 
 COLLECTIVES = str(ROOT / "roles/mpi_collectives/files/mtrt_collectives.py")
-RANK_DEVICE = str(ROOT / "roles/gpu_preflight/files/mtrt_rank_device.py")
+RANK_DEVICE = str(ROOT / "roles/gpu_check/files/mtrt_rank_device.py")
 PYTHON = os.environ.get("MTRT_TEST_MPI_PYTHON", "/usr/bin/python3")
 
 
