@@ -196,7 +196,7 @@ def _check_fabric(facts_by_host, usable, settings, nodes, p):
         p.add("cluster_network_subnet", subnet, "cluster_network_subnet %r is not a CIDR network; in %s mode it is "
               "the fabric network every node_ip is in." % (subnet, mode),
               "Set cluster_network_subnet to the fabric network, e.g. 10.0.0.0/24.")
-    host_network = mode == "hosts" or settings.get("node_network", "host") == "host"
+    host_network = mode == "hosts" or settings.get("container_network", "host") == "host"
     for node in nodes:
         name, ip, machine = node.get("name"), node.get("ip"), machine_of(node, mode)
         try:
@@ -405,7 +405,7 @@ def _check_identity(facts_by_host, usable, settings, nodes, p):
                 p.add("node_docker_host", None, "Node%s %s name%s no docker host (node_docker_host)." % (
                     "s" if len(names) > 1 else "", ", ".join(names), "" if len(names) > 1 else "s"),
                     "Set node_docker_host on %s to an inventory host of group docker_hosts." % ", ".join(names))
-            elif len(names) > 1 and settings.get("node_network", "host") == "host":
+            elif len(names) > 1 and settings.get("container_network", "host") == "host":
                 p.add("node_docker_host", machine,
                       "Nodes %s all run on docker host %s with host networking: they would share one IP address "
                       "and one sshd port, which breaks Open MPI's wire-up." % (", ".join(names), machine),
@@ -433,7 +433,7 @@ def hosts_problems(facts_by_host, settings, nodes):
 
     ``facts_by_host``: machine -> the ``host_facts`` result (or Ansible's unreachable/failed result).
     ``settings``: mode, launcher, ssh_user, ssh_port, sshd, install_mpi, create_user, mpi_packages,
-    python, fabric_subnet, memlock_min, shm_min_bytes, same_dirs, shared_fs, node_network, ipc_mode,
+    python, fabric_subnet, memlock_min, shm_min_bytes, same_dirs, shared_fs, container_network, ipc_mode,
     ulimits, docker_hosts, mpi_uid. ``nodes``: cluster_nodes entries (name, ip, slots, gpus,
     mpi_host, fabric_ifname, docker_host).
     """

@@ -9,18 +9,11 @@ module run on every machine, registered there under one of ``facts_vars``. Docum
 
 from __future__ import annotations
 
-import os
-import sys
-
 from ansible.plugins.action import ActionBase
 
-_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
-if _UTILS not in sys.path:
-    sys.path.insert(0, _UTILS)
-import mtrt_topology  # noqa: E402  (plain Python beside the plugins, see the sys.path line above)
-from mtrt_containers import SpecError, size_to_bytes  # noqa: E402
-
-from mpi_trt_ansible import hosts as rules  # noqa: E402
+from mpi_trt_ansible import hosts as rules
+from mpi_trt_ansible.containers import SpecError, size_to_bytes
+from mpi_trt_ansible.preflight.problems import format_problems
 
 ARGUMENT_SPEC = dict(
     nodes=dict(type="list", elements="dict", required=True),
@@ -58,7 +51,7 @@ def run_checks(nodes, settings, facts_by_host):
     usable = {h: f for h, f in facts_by_host.items() if isinstance(f, dict)
               and not f.get("unreachable") and not f.get("failed")}
     gpus = sorted({g for f in usable.values() for g in f.get("gpus") or []})
-    msg = mtrt_topology.format_problems(problems).replace("Preflight found", "Preflight across hosts found", 1)
+    msg = format_problems(problems).replace("Preflight found", "Preflight across hosts found", 1)
     table = rules.versions_table({h: facts_by_host.get(h) or {"unreachable": True} for h in machines})
     if problems and mode == "hosts":
         msg += "\nVersions per host:\n" + table

@@ -179,7 +179,7 @@ from ansible.module_utils.mtrt_hostfacts import (
     PYTHON_PROBE, fabric_of, host_keys, parse_ip_addr_json, parse_ip_addr_oneline, parse_nvidia_smi_index,
     parse_ompi_version, parse_python_probe, parse_ulimit_l, probe_tcp, rlimit_value, shm_size, tree_hash)
 from ansible.module_utils.mtrt_proc import run_bounded, tail
-from ansible.module_utils.mtrt_topology import grantable_ulimits
+from ansible.module_utils.mtrt_preflight_facts import grantable_ulimits
 
 
 def _read(path):

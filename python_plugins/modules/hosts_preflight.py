@@ -33,7 +33,7 @@ options:
     description:
       - "C(mode), C(launcher), C(ssh_user), C(ssh_port), C(sshd) (V(system) or V(dedicated)), C(install_mpi),
         C(create_user), C(mpi_packages), C(python), C(fabric_subnet), C(memlock_min) (bytes, -1 unlimited, 0 no
-        check), C(shm_min) (size such as V(1g)), C(same_dirs), C(shared_fs), C(node_network), C(ipc_mode),
+        check), C(shm_min) (size such as V(1g)), C(same_dirs), C(shared_fs), C(container_network), C(ipc_mode),
         C(ulimits), C(docker_hosts), C(mpi_uid)."
     type: dict
     required: true

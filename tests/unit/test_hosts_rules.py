@@ -284,7 +284,7 @@ def dph_case():
     facts = {"dh1": facts["mh-host1"], "dh2": facts["mh-host2"]}
     for f in facts.values():
         f["docker"] = {"grantable": {}}
-    settings.update(mode="docker_per_host", node_network="host", docker_hosts=["dh1", "dh2"], ssh_port=2233,
+    settings.update(mode="docker_per_host", container_network="host", docker_hosts=["dh1", "dh2"], ssh_port=2233,
                     ulimits={"stack": 67108864})
     nodes = [dict(nodes[0], docker_host="dh1"), dict(nodes[1], docker_host="dh2")]
     facts["dh1"]["probes"] = [dict(facts["dh1"]["probes"][0], port=2233, state="refused")]
@@ -300,7 +300,7 @@ def test_two_host_network_containers_on_one_machine_are_refused():
     nodes[1]["docker_host"] = "dh1"
     (found,) = problems(facts, settings, nodes)
     assert found["message"].startswith("Nodes mh-host1, mh-host2 all run on docker host dh1 with host networking")
-    settings["node_network"] = "mtrt-test-lan"  # a bridge stand-in: addresses are the containers' own
+    settings["container_network"] = "mtrt-test-lan"  # a bridge stand-in: addresses are the containers' own
     assert problems(facts, settings, nodes) == []
 
 

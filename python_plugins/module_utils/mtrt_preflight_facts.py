@@ -1,0 +1,1 @@
+../../mpi_trt_ansible/preflight/facts.py
