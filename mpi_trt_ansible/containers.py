@@ -26,7 +26,12 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 10
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
 _ULIMIT_RE = re.compile(r"^([a-z_]+):(-?\d+):(-?\d+)$")
 _SPEC_KEYS = ("name", "hostname", "image", "network", "ip", "etc_hosts", "binds", "shm_size", "ulimits",
-              "env", "labels", "gpus", "restart_policy", "hash_files")
+              "env", "labels", "gpus", "restart_policy", "hash_files", "ipc", "devices", "cap_add")
+# The network of a node container that uses its machine's own network stack (cluster_mode
+# docker_per_host, as NVIDIA's multi-node recipes run it): no address, hostname or peers of its own.
+HOST_NETWORK = "host"
+_DEVICE_RE = re.compile(r"^(/[^:]+)(?::(/[^:]+))?(?::([rwm]+))?$")
+_CAP_RE = re.compile(r"^[A-Z_]+$")
 
 
 class SpecError(ValueError):
@@ -51,7 +56,8 @@ def normalize_spec(spec):
     unknown = sorted(set(spec) - set(_SPEC_KEYS))
     if unknown:
         raise SpecError("container %s: unknown field(s) %s" % (name, ", ".join(unknown)))
-    for key in ("image", "network", "ip"):
+    host_network = spec.get("network") == HOST_NETWORK
+    for key in ("image", "network") + (() if host_network else ("ip",)):
         if not spec.get(key):
             raise SpecError("container %s: %s is required" % (name, key))
     out = {
@@ -59,7 +65,7 @@ def normalize_spec(spec):
         "hostname": spec.get("hostname") or name,
         "image": spec["image"],
         "network": spec["network"],
-        "ip": spec["ip"],
+        "ip": spec.get("ip"),
         "etc_hosts": {str(k): str(v) for k, v in (spec.get("etc_hosts") or {}).items()},
         "binds": [str(b) for b in spec.get("binds") or []],
         "shm_size": None,
@@ -70,6 +76,31 @@ def normalize_spec(spec):
         "restart_policy": spec.get("restart_policy") or "unless-stopped",
         "hash_files": [str(p) for p in spec.get("hash_files") or []],
     }
+    if host_network:
+        # The machine's hostname and addresses are the container's: none of them is the spec's, so
+        # none is in its fingerprint (docker refuses a hostname with host networking anyway).
+        for key in ("hostname", "ip", "etc_hosts"):
+            del out[key]
+    # Set only where asked, so that a spec without them fingerprints as it always did.
+    if spec.get("ipc"):
+        if spec["ipc"] not in ("host", "private", "shareable"):
+            raise SpecError("container %s: ipc %r is not host, private or shareable" % (name, spec["ipc"]))
+        out["ipc"] = spec["ipc"]
+    if spec.get("devices"):
+        out["devices"] = []
+        for device in spec["devices"]:
+            match = _DEVICE_RE.match(str(device))
+            if not match:
+                raise SpecError("container %s: device %r is not /dev/host[:/dev/container][:rwm]" % (name, device))
+            out["devices"].append("%s:%s:%s" % (match.group(1), match.group(2) or match.group(1),
+                                                match.group(3) or "rwm"))
+    if spec.get("cap_add"):
+        caps = sorted({str(c).upper().replace("CAP_", "", 1) for c in spec["cap_add"]})
+        bad = [c for c in caps if not _CAP_RE.match(c) or c in ("SYS_ADMIN", "ALL")]
+        if bad:
+            raise SpecError("container %s: capabilities %s are not added to node containers (no privileged "
+                            "containers)" % (name, ", ".join(bad)))
+        out["cap_add"] = caps
     if spec.get("shm_size") not in (None, ""):
         try:
             out["shm_size"] = size_to_bytes(spec["shm_size"])
@@ -151,15 +182,25 @@ def explain(old_doc, new_doc):
 def create_body(spec, cluster, doc):
     """The JSON of ``POST /containers/create`` (docker API >= 1.40) for a normalized spec and its
     fingerprint document (written to the labels)."""
+    host_network = spec["network"] == HOST_NETWORK
     host_config = {
         "Binds": spec["binds"],
         "NetworkMode": spec["network"],
         "RestartPolicy": {"Name": spec["restart_policy"]},
-        "ExtraHosts": ["%s:%s" % (peer, ip) for peer, ip in sorted(spec["etc_hosts"].items())],
+        "ExtraHosts": ["%s:%s" % (peer, ip) for peer, ip in sorted(spec.get("etc_hosts", {}).items())],
         "Ulimits": [dict(zip(("Name", "Soft", "Hard"), (n, int(s), int(h))))
                     for n, s, h in (u.split(":") for u in spec["ulimits"])],
         "Privileged": False,
     }
+    if host_network:
+        del host_config["ExtraHosts"]
+    if spec.get("ipc"):
+        host_config["IpcMode"] = spec["ipc"]
+    if spec.get("devices"):
+        host_config["Devices"] = [dict(zip(("PathOnHost", "PathInContainer", "CgroupPermissions"), d.split(":")))
+                                  for d in spec["devices"]]
+    if spec.get("cap_add"):
+        host_config["CapAdd"] = list(spec["cap_add"])
     if spec["shm_size"] is not None:
         host_config["ShmSize"] = spec["shm_size"]
     if spec["gpus"]:
@@ -170,14 +211,17 @@ def create_body(spec, cluster, doc):
     labels[LABEL_CLUSTER] = cluster
     labels[LABEL_HASH] = doc_hash(doc)
     labels[LABEL_SPEC] = _canonical(doc)
-    return {
-        "Hostname": spec["hostname"],
+    body = {
+        "Hostname": spec.get("hostname"),
         "Image": spec["image"],
         "Env": ["%s=%s" % kv for kv in sorted(spec["env"].items())],
         "Labels": labels,
         "HostConfig": host_config,
-        "NetworkingConfig": {"EndpointsConfig": {spec["network"]: {"IPAMConfig": {"IPv4Address": spec["ip"]}}}},
+        "NetworkingConfig": {"EndpointsConfig": {spec["network"]: {"IPAMConfig": {"IPv4Address": spec.get("ip")}}}},
     }
+    if host_network:
+        del body["Hostname"], body["NetworkingConfig"]
+    return body
 
 
 def container_name(entry):
@@ -192,6 +236,8 @@ def endpoint_problem(entry, network, network_id, ip):
     ep = endpoints.get(network)
     if not ep:
         return "not attached to network %s" % network
+    if network == HOST_NETWORK:
+        return None  # the machine's own network stack: no address of its own
     if network_id and ep.get("NetworkID") and ep["NetworkID"] != network_id:
         return "attached to an older network %s (recreated since)" % network
     have = ((ep.get("IPAMConfig") or {}).get("IPv4Address")) or ep.get("IPAddress")
@@ -200,7 +246,7 @@ def endpoint_problem(entry, network, network_id, ip):
     return None
 
 
-def plan(specs, listed, cluster, state, image_ids, network_ids, docs, prune=True):
+def plan(specs, listed, cluster, state, image_ids, network_ids, docs, prune=True, scope=None):
     """What to do for every container, as ``(actions, conflicts)``.
 
     ``specs``: normalized specs; ``listed``: ``GET /containers/json?all=1`` entries of this cluster
@@ -209,7 +255,9 @@ def plan(specs, listed, cluster, state, image_ids, network_ids, docs, prune=True
 
     Each action is a dict(name, action, reasons, id): action is one of ``none``, ``create``,
     ``recreate``, ``start``, ``unpause``, ``remove``. ``conflicts`` lists containers that have a
-    wanted name but belong to something else: they are never touched.
+    wanted name but belong to something else: they are never touched. ``scope`` (labels) limits
+    pruning to the cluster's containers that carry them all: with one node container per machine
+    (docker_per_host), each machine's run prunes only what it runs itself.
     """
     by_name = {}
     for entry in listed:
@@ -247,7 +295,7 @@ def plan(specs, listed, cluster, state, image_ids, network_ids, docs, prune=True
         image_id = image_ids.get(spec["image"])
         if not reasons and image_id and entry.get("ImageID") != image_id:
             reasons.append("it runs another image than %s" % spec["image"])
-        problem = endpoint_problem(entry, spec["network"], network_ids.get(spec["network"]), spec["ip"])
+        problem = endpoint_problem(entry, spec["network"], network_ids.get(spec["network"]), spec.get("ip"))
         if problem:
             reasons.append("it " + problem)
         status = entry.get("State")
@@ -264,7 +312,9 @@ def plan(specs, listed, cluster, state, image_ids, network_ids, docs, prune=True
             actions.append(dict(name=spec["name"], action="none", reasons=[], id=entry.get("Id")))
     if prune:
         for name, entry in sorted(by_name.items()):
-            if name not in wanted and ((entry.get("Labels") or {}).get(LABEL_CLUSTER)) == cluster:
+            labels = entry.get("Labels") or {}
+            if name not in wanted and labels.get(LABEL_CLUSTER) == cluster \
+                    and all(labels.get(k) == v for k, v in (scope or {}).items()):
                 actions.append(dict(name=name, action="remove", id=entry.get("Id"), reasons=[
                     "it belongs to cluster %s" % cluster if state == "absent"
                     else "its node is not in the inventory"]))

@@ -112,8 +112,11 @@ def stage_hosts(values, nodes, facts, check_mode=False):
         running = [c for c in (facts.get("docker") or {}).get("containers") or []
                    if "/%s" % launcher in (c.get("Names") or []) and c.get("State") == "running"]
         runs = bool(running)
+    # The machines the preflight across hosts reads, in the modes on several ([] otherwise).
+    machines = list(values.get("cluster_machines") or []) if values.get("cluster_mode") in ("hosts",
+                                                                                          "docker_per_host") else []
     if not runs:
-        return {"launcher": [], "gpu": [], "trtllm": [], "nodes_run": False}
+        return {"launcher": [], "gpu": [], "trtllm": [], "nodes_run": False, "machines": machines}
     host_gpus = facts.get("host_gpus") or []
     mode = str(values.get("cluster_trtllm_enabled", "auto")).lower()
     return {
@@ -121,6 +124,7 @@ def stage_hosts(values, nodes, facts, check_mode=False):
         "gpu": names if host_gpus else [launcher],
         "trtllm": names if mode != "false" and (mode != "auto" or host_gpus) else [launcher],
         "nodes_run": True,
+        "machines": machines,
     }
 
 
@@ -159,6 +163,8 @@ def check(view):
     specs = contract.load_specs(view["roles_dir"])
     problems = list(view.get("errors") or [])
     docker = values.get("cluster_mode") == "docker"
+    # docker_per_host builds the node image on the controller too (stage 38 takes it to every machine).
+    builds_image = values.get("cluster_mode") in ("docker", "docker_per_host")
     cluster_specs = dict(specs["cluster"])
     will_run_trtllm = trtllm_runs(values, facts.get("host_gpus"))
     if not will_run_trtllm:
@@ -171,15 +177,15 @@ def check(view):
     role_specs = {name: dict(spec, _role=role) for name, (role, spec) in specs["roles"].items()}
     problems += _role_problems(view.get("role_values") or {}, role_specs, len(view.get("host_values") or {}))
     problems += contract.one_view(view.get("host_values") or {}, view.get("defaults") or {})
-    if docker and facts.get("docker") is None:
-        problems.append({"variable": "cluster_mode", "value": "docker",
-                         "message": "cluster_mode is docker, but the docker engine cannot be asked: %s."
-                                    % (facts.get("docker_error") or "no answer"),
+    if builds_image and facts.get("docker") is None:
+        problems.append({"variable": "cluster_mode", "value": values.get("cluster_mode"),
+                         "message": "cluster_mode is %s, but the docker engine cannot be asked: %s."
+                                    % (values.get("cluster_mode"), facts.get("docker_error") or "no answer"),
                          "fix": "Start the docker engine on this machine (and let this user use its socket), or set "
                                 "cluster_mode: local to use this machine directly."})
     problems += topology.validate(topology_spec(values, nodes, facts))
     problems += gpus.layout_problems(nodes)
-    if docker and facts.get("docker") is not None:
+    if builds_image and facts.get("docker") is not None:
         problems += _image_problems(values, facts)
     if will_run_trtllm:
         request_problems = _optional("mpi_trt_ansible.trtllm", "request_problems")
@@ -197,7 +203,7 @@ def check(view):
     return {
         "changed": False, "failed": bool(problems), "ok": not problems, "problems": problems,
         "msg": format_problems(problems), "mtrt_kind": "preflight", "checked": checked,
-        "docker": facts.get("docker") or {} if docker else {},
+        "docker": facts.get("docker") or {} if builds_image else {},
         "host_gpus": facts.get("host_gpus") or [],
         "stage_hosts": stage_hosts(values, nodes, facts, view.get("check_mode")),
     }

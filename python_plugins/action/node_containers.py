@@ -47,10 +47,11 @@ def listing_is_current(args, known):
     digests = {p: sha256_of(p) for s in specs for p in s["hash_files"]}
     docs = {s["name"]: mtrt_containers.fingerprint_doc(s, image_ids[s["image"]], digests) for s in specs}
     actions, conflicts = mtrt_containers.plan(specs, known.get("containers") or [], args.get("cluster"), state,
-                                              image_ids, network_ids, docs, prune=args.get("prune", True))
+                                              image_ids, network_ids, docs, prune=args.get("prune", True),
+                                              scope=args.get("scope"))
     if conflicts or any(a["action"] != "none" for a in actions):
         return None
-    ips = {s["name"]: s["ip"] for s in specs}
+    ips = {s["name"]: s.get("ip") for s in specs}
     for a in actions:
         a.update(ok=True, ip=ips[a["name"]])
     return actions, (next(iter(image_ids.values())) if len(image_ids) == 1 else "")

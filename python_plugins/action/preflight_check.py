@@ -119,7 +119,7 @@ class ActionModule(ActionBase):
                  "shared_exists": os.path.isdir(shared) if isinstance(shared, str) and shared else None,
                  "mmdebstrap": bool(shutil.which("mmdebstrap")), "docker": None, "docker_error": None,
                  "dockerd_ulimits": {}}
-        if values.get("cluster_mode") == "docker":
+        if values.get("cluster_mode") in ("docker", "docker_per_host"):  # docker_per_host: the image is built here
             found["dockerd_ulimits"] = facts.dockerd_limits()
             try:
                 found["docker"] = facts.docker_listing(values.get("cluster_name"))

@@ -33,25 +33,37 @@ def node_refs(names):
 
 
 def node_container_specs(nodes, image, network, binds, hash_files, shm_size=None, ulimits=None, env=None,
-                         labels=None):
+                         labels=None, peers=None, env_by_node=None, ipc=None, devices=None, cap_add=None):
     """One ``node_containers`` spec per node of ``[{name, ip, gpus}]``.
 
     Every node gets the same image, network, mounts and limits; each its own name, address and
-    GPUs, every other node in ``/etc/hosts``, and the label ``mtrt.node``. ``{node}`` in ``binds``
-    and ``hash_files`` is replaced by the node's name (its host key files).
+    GPUs, every other node of ``peers`` (default ``nodes``) in ``/etc/hosts``, the environment of
+    ``env_by_node[name]`` on top of ``env``, and the label ``mtrt.node``. ``{node}`` in ``binds`` and
+    ``hash_files`` is replaced by the node's name (its host key files). On the ``host`` network a
+    container has no address, hostname or peers of its own. ``ipc``, ``devices`` and ``cap_add``
+    are set only when given.
     """
     specs = []
+    peers = nodes if peers is None else peers
     for node in nodes:
         name = node["name"]
-        specs.append({
+        spec = {
             "name": name, "hostname": name, "image": image, "network": network, "ip": node["ip"],
-            "etc_hosts": {peer["name"]: peer["ip"] for peer in nodes if peer["name"] != name},
+            "etc_hosts": {peer["name"]: peer["ip"] for peer in peers if peer["name"] != name},
             "binds": [b.replace("{node}", name) for b in binds],
             "hash_files": [f.replace("{node}", name) for f in hash_files],
-            "shm_size": shm_size, "ulimits": docker_ulimits(ulimits), "env": dict(env or {}),
+            "shm_size": shm_size, "ulimits": docker_ulimits(ulimits),
+            "env": dict(env or {}, **((env_by_node or {}).get(name) or {})),
             "labels": dict(labels or {}, **{"mtrt.node": name}),
             "gpus": [int(g) for g in node.get("gpus") or []],
-        })
+        }
+        if network == "host":
+            for key in ("hostname", "ip", "etc_hosts"):
+                del spec[key]
+        for key, value in (("ipc", ipc), ("devices", list(devices or [])), ("cap_add", list(cap_add or []))):
+            if value:
+                spec[key] = value
+        specs.append(spec)
     return specs
 
 

@@ -35,6 +35,21 @@ options:
     type: list
     elements: dict
     default: []
+  copies:
+    description: "More files as C({path: src}) (controller sources), read by the action plugin."
+    type: dict
+  copies_owner:
+    description: Owner of the O(copies) (default O(owner)).
+    type: str
+  copies_mode:
+    description: Mode of the O(copies) (default C(0644)).
+    type: str
+  dest_dir:
+    description: Directory that relative O(files[].path) are in (read by the action plugin).
+    type: path
+  src_dir:
+    description: Controller directory that relative O(files[].src) are in (read by the action plugin).
+    type: path
   owner:
     description: Owner of entries that name none (default the module's user).
     type: str

@@ -63,11 +63,22 @@ options:
     required: true
     suboptions:
       name: {description: Container name., type: str, required: true}
-      hostname: {description: Hostname (default the name)., type: str}
+      hostname: {description: "Hostname (default the name; none with O(containers[].network=host)).", type: str}
       image: {description: Image reference; it must exist on the docker host (nothing is pulled)., type: str}
-      network: {description: Network the container is attached to (its only one)., type: str}
-      ip: {description: Static IPv4 address on that network., type: str}
-      etc_hosts: {description: Host name to address, added to /etc/hosts (C(--add-host))., type: dict}
+      network:
+        description:
+          - Network the container is attached to (its only one).
+          - V(host) runs it on the machine's own network stack (C(cluster_mode) V(docker_per_host)); it then has no
+            address, hostname or peers of its own, and none of them is part of its fingerprint.
+        type: str
+      ip: {description: Static IPv4 address on that network (not with V(host))., type: str}
+      etc_hosts: {description: Host name to address, added to /etc/hosts (C(--add-host); not with V(host))., type: dict}
+      ipc: {description: "IPC namespace (C(--ipc)): V(host) shares the machine's; unset keeps a private one.", type: str}
+      devices:
+        description: "Devices passed in (C(--device)), each C(/dev/host[:/dev/container][:rwm]), e.g. C(/dev/infiniband)."
+        type: list
+        elements: str
+      cap_add: {description: "Capabilities added (C(--cap-add)), e.g. C(IPC_LOCK); never SYS_ADMIN or ALL.", type: list, elements: str}
       binds: {description: "C(/host:/container[:ro|rw]) bind mounts.", type: list, elements: str}
       shm_size: {description: Size of /dev/shm (e.g. C(1g))., type: str}
       ulimits: {description: "C(name:soft:hard) entries.", type: list, elements: str}
@@ -81,6 +92,12 @@ options:
         description: Files on the docker host whose content is part of the fingerprint (what the entrypoint installs at start).
         type: list
         elements: str
+  scope:
+    description:
+      - Labels (name to value) a container of the cluster must carry to be pruned. With one node container per
+        machine each machine's run names its own (C(mtrt.docker_host)), so it never removes another machine's.
+    type: dict
+    default: {}
   known:
     description:
       - A fresh listing of the docker host (the result of M(community.docker.docker_host_info) with
@@ -171,7 +188,8 @@ _SPEC_OPTIONS = dict(
     binds=dict(type="list", elements="str"), shm_size=dict(type="str"),
     ulimits=dict(type="list", elements="str"), env=dict(type="dict"), labels=dict(type="dict"),
     gpus=dict(type="list", elements="int"), restart_policy=dict(type="str", default="unless-stopped"),
-    hash_files=dict(type="list", elements="str"))
+    hash_files=dict(type="list", elements="str"), ipc=dict(type="str"), devices=dict(type="list", elements="str"),
+    cap_add=dict(type="list", elements="str"))
 
 
 def _list(client, filters):
@@ -209,6 +227,7 @@ def main():
             create_dirs=dict(type="list", elements="path", default=[]),
             parallel=dict(type="int", default=16),
             containers=dict(type="list", elements="dict", required=True, options=_SPEC_OPTIONS),
+            scope=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
         min_docker_api_version="1.40",
@@ -275,7 +294,7 @@ def main():
         module.fail_json(msg="docker API error while reading the cluster: %s" % exc, **result)
 
     actions, conflicts = plan(specs, listed, cluster, state, image_ids, network_ids, docs,
-                              prune=params["prune"])
+                              prune=params["prune"], scope=params["scope"])
     if conflicts and state != "absent":
         module.fail_json(msg="; ".join(conflicts), **result)
     for conflict in conflicts:
@@ -285,7 +304,7 @@ def main():
     for a in actions:
         a["ok"] = True
         if a["name"] in spec_by_name and state != "absent":
-            a["ip"] = spec_by_name[a["name"]]["ip"]
+            a["ip"] = spec_by_name[a["name"]].get("ip")
     result["image_id"] = (next(iter(image_ids.values()), "") or "") if len(image_ids) == 1 else ""
     result["changed"] = bool(todo or result["created_dirs"])
     if module._diff:

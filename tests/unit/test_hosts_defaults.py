@@ -87,8 +87,10 @@ def test_every_stage_script_is_copied_to_the_machines():
                 spec = item.get("cluster_files") if isinstance(item, dict) else None
                 if spec and "config_dir" in str(spec.get("dir")):
                     deployed |= {"%s/files/%s" % (path.parts[-3], f["src"]) for f in spec["files"] if "src" in f}
-    copies = yaml.safe_load((ROOT / "roles/mpi_hosts/defaults/main.yml").read_text())["mpi_hosts_copies"]
-    copied = {c["src"].split("role_path }}/../")[-1] for c in copies}
+    scripts = yaml.safe_load((ROOT / "roles/cluster/defaults/main/60-hosts.yml").read_text())[
+        "cluster_hosts_stage_scripts"]
+    copied = {c["src"] for c in scripts}
+    assert "cluster_hosts_stage_scripts" in (ROOT / "roles/mpi_hosts/defaults/main.yml").read_text()
     assert deployed and deployed <= copied, deployed - copied
     for rel in deployed:
         assert (ROOT / "roles" / rel).is_file()

@@ -64,7 +64,8 @@ def test_the_default_cluster_passes_and_hands_on_what_later_stages_need():
     assert result["ok"] and not result["failed"] and result["problems"] == [], result["msg"]
     assert result["mtrt_kind"] == "preflight" and result["changed"] is False
     assert result["docker"]["images"][0]["Id"] == "sha256:base" and result["host_gpus"] == []
-    assert result["stage_hosts"] == {"launcher": ["node1"], "gpu": ["node1"], "trtllm": ["node1"], "nodes_run": True}
+    assert result["stage_hosts"] == {"launcher": ["node1"], "gpu": ["node1"], "trtllm": ["node1"], "nodes_run": True,
+                                     "machines": []}
     assert result["checked"]["nodes"] == 2 and result["checked"]["variables"] > 50
 
 

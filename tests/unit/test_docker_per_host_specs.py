@@ -1,0 +1,117 @@
+# SPDX-License-Identifier: Apache-2.0
+"""docker_per_host: the container spec of one node container per machine, as docker receives it.
+
+Host networking cannot run on one machine (every "host" would share one network namespace), so these
+tests are where the host-network branch is covered: the create body (network mode, no hostname or
+address), the sshd port and address, devices, capabilities, IPC and limits, the fingerprint that leaves
+the machine's hostname and addresses out, and pruning limited to the machine's own container. The
+docker-mode specs must stay exactly what they were.
+"""
+
+import json
+
+import pytest
+from ansible.module_utils.mtrt_containers import (
+    HOST_NETWORK, LABEL_CLUSTER, SpecError, create_body, endpoint_problem, fingerprint_doc, normalize_spec, plan)
+from conftest import FIXTURES
+from mtrt import node_container_specs
+
+NODE = [{"name": "gpu01", "ip": "10.0.0.11", "gpus": [0, 1, 2, 3, 4, 5, 6, 7]}]
+BINDS = ["/srv/mtrt/shared:/TRTDir:rw", "/etc/mtrt/c/cluster:/etc/mtrt/cluster:ro"]
+
+
+def host_spec(**kw):
+    args = dict(image="mtrt-node:c1", network=HOST_NETWORK, binds=BINDS, hash_files=[], shm_size="16g",
+                ulimits={"memlock": -1, "stack": 67108864}, env={"MTRT_SSH_USER": "root"},
+                labels={"mtrt.docker_host": "gpu01"}, peers=NODE + [{"name": "gpu02", "ip": "10.0.0.12"}],
+                env_by_node={"gpu01": {"NCCL_SOCKET_IFNAME": "=ens1f0"}}, devices=["/dev/infiniband"],
+                cap_add=["IPC_LOCK"], ipc="host")
+    args.update(kw)
+    return normalize_spec(node_container_specs(NODE, **args)[0])
+
+
+def test_host_network_body_has_no_hostname_address_or_peers():
+    spec = host_spec()
+    assert "hostname" not in spec and "ip" not in spec and "etc_hosts" not in spec
+    body = create_body(spec, "c1", fingerprint_doc(spec, "sha256:img", {}))
+    hc = body["HostConfig"]
+    assert "Hostname" not in body and "NetworkingConfig" not in body and "ExtraHosts" not in hc
+    assert hc["NetworkMode"] == "host" and hc["Privileged"] is False
+    assert hc["IpcMode"] == "host"
+    assert hc["Devices"] == [{"PathOnHost": "/dev/infiniband", "PathInContainer": "/dev/infiniband",
+                              "CgroupPermissions": "rwm"}]
+    assert hc["CapAdd"] == ["IPC_LOCK"]
+    assert hc["Ulimits"] == [{"Name": "memlock", "Soft": -1, "Hard": -1},
+                             {"Name": "stack", "Soft": 67108864, "Hard": 67108864}]
+    assert hc["ShmSize"] == 16 << 30
+    assert hc["DeviceRequests"] == [{"Driver": "nvidia", "DeviceIDs": [str(g) for g in range(8)],
+                                     "Capabilities": [["gpu"]]}]
+    assert sorted(body["Env"]) == ["MTRT_SSH_USER=root", "NCCL_SOCKET_IFNAME==ens1f0"]
+    assert body["Labels"]["mtrt.docker_host"] == "gpu01" and body["Labels"][LABEL_CLUSTER] == "c1"
+
+
+def test_ipc_devices_and_capabilities_only_where_asked():
+    spec = host_spec(ipc="", devices=[], cap_add=[])
+    hc = create_body(spec, "c1", fingerprint_doc(spec, "sha256:img", {}))["HostConfig"]
+    assert "IpcMode" not in hc and "Devices" not in hc and "CapAdd" not in hc
+    assert "ipc" not in spec and "devices" not in spec and "cap_add" not in spec
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("cap_add", ["SYS_ADMIN"], "capabilities SYS_ADMIN are not added to node containers"),
+    ("cap_add", ["ALL"], "capabilities ALL are not added"),
+    ("devices", ["infiniband"], "device 'infiniband' is not /dev/host"),
+    ("ipc", "container:x", "ipc 'container:x' is not host, private or shareable"),
+])
+def test_refused_container_options(field, value, message):
+    with pytest.raises(SpecError, match=message):
+        host_spec(**{field: value})
+
+
+def test_fingerprint_leaves_the_machine_s_hostname_and_addresses_out():
+    doc = fingerprint_doc(host_spec(), "sha256:img", {})
+    text = json.dumps(doc)
+    assert "10.0.0.11" not in text and "gpu02" not in text and "hostname" not in doc["spec"]
+    # Another machine of the same shape (other address, other peers) has the same spec document.
+    other = node_container_specs([{"name": "gpu01", "ip": "10.9.9.9", "gpus": list(range(8))}], image="mtrt-node:c1",
+                                 network=HOST_NETWORK, binds=BINDS, hash_files=[], shm_size="16g",
+                                 ulimits={"memlock": -1, "stack": 67108864}, env={"MTRT_SSH_USER": "root"},
+                                 labels={"mtrt.docker_host": "gpu01"}, peers=[],
+                                 env_by_node={"gpu01": {"NCCL_SOCKET_IFNAME": "=ens1f0"}}, devices=["/dev/infiniband"],
+                                 cap_add=["IPC_LOCK"], ipc="host")
+    assert fingerprint_doc(normalize_spec(other[0]), "sha256:img", {}) == doc
+
+
+def test_host_network_endpoint_and_plan():
+    spec = host_spec()
+    entry = {"Id": "id1", "Names": ["/gpu01"], "ImageID": "sha256:img", "State": "running",
+             "Labels": {LABEL_CLUSTER: "c1", "mtrt.docker_host": "gpu01"},
+             "NetworkSettings": {"Networks": {"host": {"NetworkID": "hostnet", "IPAddress": ""}}}}
+    assert endpoint_problem(entry, "host", "hostnet", None) is None
+    assert endpoint_problem(dict(entry, NetworkSettings={"Networks": {"bridge": {}}}), "host", "hostnet", None) \
+        == "not attached to network host"
+    docs = {"gpu01": fingerprint_doc(spec, "sha256:img", {})}
+    from ansible.module_utils.mtrt_containers import doc_hash
+    entry["Labels"]["mtrt.spec_hash"] = doc_hash(docs["gpu01"])
+    # Another machine's node container on the same engine (the tests' stand-in) is left alone.
+    other = {"Id": "id2", "Names": ["/gpu02"], "State": "running",
+             "Labels": {LABEL_CLUSTER: "c1", "mtrt.docker_host": "gpu02"}}
+    gone = {"Id": "id3", "Names": ["/gpu09"], "State": "running",
+            "Labels": {LABEL_CLUSTER: "c1", "mtrt.docker_host": "gpu01"}}
+    actions, conflicts = plan([spec], [entry, other, gone], "c1", "started", {"mtrt-node:c1": "sha256:img"},
+                              {"host": "hostnet"}, docs, scope={"mtrt.docker_host": "gpu01"})
+    assert conflicts == [] and [(a["name"], a["action"]) for a in actions] == [("gpu01", "none"), ("gpu09", "remove")]
+    actions, _ = plan([spec], [entry, other, gone], "c1", "started", {"mtrt-node:c1": "sha256:img"},
+                      {"host": "hostnet"}, docs)
+    assert ("gpu02", "remove") in [(a["name"], a["action"]) for a in actions]  # unscoped: docker mode's prune
+
+
+def test_docker_mode_specs_and_bodies_are_unchanged():
+    """Golden output of the spec, fingerprint and create body of two docker-mode nodes, captured from
+    mpi_trt_ansible/containers.py at main 82a89c5 (before docker_per_host)."""
+    for case in json.loads((FIXTURES / "hosts" / "docker_mode_specs_before.json").read_text()):
+        new = normalize_spec(case["raw"])
+        assert new == case["normalized"]
+        doc = fingerprint_doc(new, "sha256:img", {"/s/cluster/known_hosts": "ab"})
+        assert doc == case["doc"]
+        assert create_body(new, "mtrt", doc) == case["body"]
