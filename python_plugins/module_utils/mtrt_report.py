@@ -759,6 +759,17 @@ def _md_preflight(data, where=None):
     return lines + _bullets("Problem", problems)
 
 
+def _md_hosts_preflight(data, where=None):
+    """The preflight across machines: its problems and the versions of every machine (a table)."""
+    problems = data.get("problems") or []
+    lines = ["Preflight across %d machine(s) (%s mode) %s." % (
+        len(data.get("machines") or []), data.get("mode"),
+        "OK: no problems" if data.get("ok") and not problems else "found %d problem(s)" % len(problems)), ""]
+    if data.get("versions_table"):
+        lines += ["Versions per machine:", "", data["versions_table"], ""]
+    return lines + _bullets("Problem", problems)
+
+
 def _md_node_containers(data, where=None):
     entries = [e for e in data.get("containers") or [] if isinstance(e, dict)]
     counts = data.get("counts") or {}
@@ -789,6 +800,7 @@ def _md_generic(data, where=None):
 
 RENDERERS = {
     "preflight": ("Preflight", _md_preflight),
+    "hosts_preflight": ("Preflight across hosts", _md_hosts_preflight),
     "node_containers": ("Node containers", _md_node_containers),
     "ssh_mesh": ("SSH mesh", _md_ssh_mesh),
     "mpi_hello": ("MPI hello", _md_mpi_hello),

@@ -23,6 +23,8 @@ SCENARIOS = {
     # scenario: (cluster name, docker network)
     "default": ("mtrt-molecule", "mtrt-molecule-net"),
     "trtllm": ("mtrt-trt", "mtrt-trt-net"),
+    # cluster_mode hosts on three sim-host containers over real SSH (the network is the test's "fabric").
+    "multihost": ("mtrt-mh", "mtrt-mh-fabric"),
 }
 
 

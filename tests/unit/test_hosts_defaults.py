@@ -116,3 +116,14 @@ def test_hosts_preflight_action_result(run_action):
     bad = run_action(hosts_preflight, {"nodes": nodes, "facts": facts, "settings": {"mode": "hosts",
                                                                                     "shm_min": "lots"}})
     assert bad["problems"][0]["variable"] == "cluster_hosts_shm_min"
+
+
+def test_report_shows_the_versions_table_of_the_machines():
+    from ansible.module_utils import mtrt_report
+    table = "| host | Open MPI |\n|---|---|\n| gpu01 | 4.1.4 |\n| gpu02 | 5.0.3 |"
+    title, render = mtrt_report.RENDERERS["hosts_preflight"]
+    md = "\n".join(render({"mode": "hosts", "machines": ["gpu01", "gpu02"], "ok": False, "versions_table": table,
+                           "problems": [{"message": "Open MPI differs between hosts: ...", "fix": "Install ..."}]}))
+    assert title == "Preflight across hosts"
+    assert "Preflight across 2 machine(s) (hosts mode) found 1 problem(s)." in md
+    assert "| gpu02 | 5.0.3 |" in md and "Open MPI differs between hosts" in md and "Fix: Install" in md
