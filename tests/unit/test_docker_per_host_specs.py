@@ -115,3 +115,19 @@ def test_docker_mode_specs_and_bodies_are_unchanged():
         doc = fingerprint_doc(new, "sha256:img", {"/s/cluster/known_hosts": "ab"})
         assert doc == case["doc"]
         assert create_body(new, "mtrt", doc) == case["body"]
+
+
+def test_host_networking_is_reachable_only_from_the_docker_per_host_play():
+    """The security rule: host networking only in the opt-in docker_per_host mode. cluster_node_network
+    (default host) is given to node containers by the docker_per_host play of stage 40 alone."""
+    import yaml
+    from conftest import ROOT
+    users = sorted(str(p.relative_to(ROOT)) for d in ("roles", "playbooks") for p in (ROOT / d).rglob("*.yml")
+                   if "cluster_node_network" in p.read_text())
+    assert users == ["playbooks/40_node_containers.yml", "roles/cluster/defaults/main/60-hosts.yml",
+                     "roles/cluster/meta/argument_specs.yml", "roles/hosts_preflight/tasks/main.yml"]
+    plays = yaml.safe_load((ROOT / "playbooks/40_node_containers.yml").read_text())
+    using = [p["name"] for p in plays if "cluster_node_network" in json.dumps(p)]
+    assert using == ["Stage 40 - Node containers, one per machine (docker_per_host)"]
+    (play,) = [p for p in plays if p["name"] == using[0]]
+    assert "docker_hosts" in play["hosts"]  # preflight_stage_hosts.docker_hosts: [] outside docker_per_host
