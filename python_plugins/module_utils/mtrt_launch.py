@@ -240,6 +240,9 @@ def failure_message(kind, launch, result, problems, bound_name="timeout_s", advi
     if result["ranks_silent"] and failed:
         parts.append("rank(s) %s never printed anything" % launch.hosts_of_ranks(result["ranks_silent"]))
     if result["timed_out"]:
+        if result["ranks_seen"]:
+            parts.append("rank(s) that had answered: %s" % ", ".join(
+                "%d@%s" % (r, launch.placement.get(r, "?")) for r in result["ranks_seen"]))
         for rank in result["ranks_seen"][:4]:
             last = (result["rank_tails"].get(str(rank)) or [""])[-1]
             parts.append("rank %d (%s) last printed %r" % (rank, launch.placement.get(rank, "?"), last[:160]))

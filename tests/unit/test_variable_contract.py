@@ -92,7 +92,7 @@ def _reads():
     reads = {}
     for path, text in SOURCES.items():
         for lineno, line in enumerate(text.splitlines(), 1):
-            stripped = line.split("#", 1)[0]
+            stripped = re.sub(r"[&*][a-z0-9_]+", "", line.split("#", 1)[0])  # YAML anchors are no variables
             defined = re.match(r"^([a-z0-9_]+):", stripped)
             for word in WORD.findall(stripped):
                 if defined and defined.group(1) == word and "/defaults/" in path:
