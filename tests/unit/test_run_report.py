@@ -17,8 +17,7 @@ from ansible.plugins.loader import callback_loader
 
 import run_report  # python_plugins/callback (conftest puts it on sys.path)
 from conftest import FIXTURES, PLUGINS, ROOT
-
-mtrt_report = run_report.mtrt_report
+from mpi_trt_ansible import report as mtrt_report
 EVENTS = json.loads((FIXTURES / "run_report" / "events.json").read_text())
 H200 = ROOT / "docs" / "results" / "h200x2-local" / "report.json"  # a real run on 2x H200 (local mode)
 
@@ -67,7 +66,8 @@ def test_failures_name_host_task_and_message(report):
     assert report["failures"] == [{
         "stage": "trtllm_inference", "host": "node2", "task": "Compare the output with the reference",
         "action": "ansible.builtin.fail", "status": "failed",
-        "message": "prompt 0 differs from the reference on this node"}]
+        "message": "prompt 0 differs from the reference on this node",
+        "kind": None, "explained": [], "diagnosis": []}]
 
 
 def test_host_stats_from_the_recap(report):
@@ -263,20 +263,6 @@ def test_canceled_repeat_that_only_skipped_stays():
     assert builder.report()["stages"][-1]["status"] == "canceled"
 
 
-def test_old_reports_hide_repeats_and_show_skipped_stages():
-    """report.json written before repeats were dropped: the renderer hides them too."""
-    report = json.loads(H200.read_text())
-    assert "preflight_11" in [s["key"] for s in report["stages"]]
-    md = mtrt_report.render_markdown(report)
-    lines = mtrt_report.summary_lines(report)
-    assert "preflight_2" not in md and not any("preflight_" in line for line in lines)
-    assert "| 10 | node_image | skipped | 9 | 0 | 0 | 0 | 9 | 0 | 0 | 0 | 0.135 |" in md
-    assert "| 00 | preflight | ok | 4 | 3 | 0 | 0 | 1 | 0 | 0 | 0 | 0.781 |" in md
-    assert [line.split()[1] for line in lines[1:14]] == [
-        "preflight", "node_image", "cluster_network", "ssh_keys", "mpi_config", "node_containers", "ssh_mesh",
-        "mpi_hello", "mpi_collectives", "gpu_preflight", "trtllm_engine", "trtllm_inference", "summary"]
-
-
 def test_rescued_failure_is_reported_apart_and_the_run_succeeds():
     builder = mtrt_report.ReportBuilder()
     notes = _play(builder, "Stage 50 - SSH mesh", [
@@ -292,7 +278,8 @@ def test_rescued_failure_is_reported_apart_and_the_run_succeeds():
     assert report["run"]["status"] == "successful" and report["failures"] == []
     assert report["rescued"] == [{"stage": "ssh_mesh", "host": "node1", "task": "Check SSH", "action": None,
                                   "status": "rescued",
-                                  "message": "SSH mesh check failed: node2: host key changed"}]
+                                  "message": "SSH mesh check failed: node2: host key changed",
+                                  "kind": None, "explained": [], "diagnosis": []}]
     stage = report["stages"][0]
     assert stage["status"] == "ok" and stage["counts"]["rescued"] == 1 and stage["counts"]["failed"] == 0
     assert stage["tasks"][0]["hosts"] == {"node1": "rescued"}
@@ -451,7 +438,7 @@ def test_real_run_rescue_and_repeated_preflight(tmp_path):
     assert "  RESCUED node2 / Check the ring: ring broken" in lines
     assert not [e for e in seen if getattr(e, "stage", "").startswith("preflight_")]  # nor in progress
     # runner's events (no rescue mark) build the same report, the recap refiling the failures
-    from_events = api.report_lib(ROOT).ReportBuilder()
+    from_events = mtrt_report.ReportBuilder()
     saved = pathlib.Path(result.artifact_dir, "job_events").glob("*.json")
     for path in sorted(saved, key=lambda p: int(p.name.split("-", 1)[0])):
         from_events.feed(json.loads(path.read_text()))
