@@ -6,10 +6,9 @@ Plain Python (no I/O). Inputs are the texts the tools print:
 ``nvidia-smi --query-gpu=index,uuid,name,memory.total,pci.bus_id
 --format=csv,noheader,nounits``, ``nvidia-smi topo -m``, ``nvidia-smi nvlink -s``,
 and the JSON lines of roles/gpu_check/files/mtrt_rank_device.py and
-mtrt_nccl_allreduce.py (with NCCL_DEBUG=INFO lines mixed in). Also here:
-(raw NCCL/CUDA/docker messages are explained by module_utils/mtrt_explain.py, the one table
-for every stage) and ``gpu_layout_problems`` (inventory slots against pinned
-GPUs, for preflight).
+mtrt_nccl_allreduce.py (with NCCL_DEBUG=INFO lines mixed in). Raw NCCL/CUDA/docker messages
+are explained by module_utils/mtrt_explain.py (the one table for every stage); the inventory's
+GPU layout rule is preflight's (mpi_trt_ansible/preflight/gpus.py).
 """
 
 from __future__ import annotations
@@ -257,40 +256,6 @@ def missing_device_message(r):
     why = "; probe error: %s" % r["error"] if r.get("error") else ""
     return "Rank %s (%s) asked for GPU %s (rank %% gpus_per_node %s), but %s %s (%s); %s%s" % (
         r["rank"], r["host"], r["device"], r.get("gpus_per_node"), r["host"], has, seen, fix, why)
-
-
-def gpu_layout_problems(nodes):
-    """Inventory check for GPU stages: nodes that give more MPI slots than they have pinned GPUs.
-
-    ``nodes``: [{name, slots, gpus}] (``gpus``: the pinned GPU ids, or their
-    count). Nodes without pinned GPUs (``[]``, 0 or None: counted only at run
-    time, by the rank -> GPU check) and values that are not numbers (preflight
-    names those elsewhere) are skipped. Returns [{variable, value, message, fix}].
-    """
-    problems = []
-    for node in nodes or []:
-        name, slots, gpus = node.get("name"), node.get("slots"), node.get("gpus")
-        if isinstance(gpus, bool) or isinstance(slots, bool) or not isinstance(slots, int):
-            continue
-        if isinstance(gpus, int):
-            count, shown = gpus, "%d GPU%s" % (gpus, "" if gpus == 1 else "s")
-        elif isinstance(gpus, (list, tuple)) and all(isinstance(g, int) and not isinstance(g, bool)
-                                                     for g in gpus):
-            count, shown = len(gpus), "node_gpus %s" % list(gpus)
-        else:
-            continue
-        if count <= 0 or slots <= count:
-            continue
-        variable = "node_slots (%s)" % name
-        problems.append({
-            "variable": variable, "value": slots,
-            "message": "%s is %d, but %s has %d GPU%s pinned (%s): %d ranks would share GPUs, which NCCL "
-                       "refuses ('Duplicate GPU detected') and TensorRT-LLM does not do (one rank per GPU)."
-                       % (variable, slots, name, count, "" if count == 1 else "s", shown, slots),
-            "fix": "Set node_slots to %d on host %s, or pin %d GPUs to it with node_gpus."
-                   % (count, name, slots),
-        })
-    return problems
 
 
 # --- NCCL all-reduce ----------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from ansible.module_utils.mtrt_collectives import OutputError
 from ansible.module_utils.mtrt_gpu import (
     NCCL_ERROR_MARKER, NCCL_MARKER, RANK_DEVICE_RANK_MARKER, GpuParseError,
-    gpu_layout_problems, human_bytes, judge_allreduce, nvlink_limit_gbps, nvlink_summary,
+    human_bytes, judge_allreduce, nvlink_limit_gbps, nvlink_summary,
     parse_nccl_allreduce, parse_nccl_transport, parse_nvlink_status, parse_query_gpu, parse_rank_device,
     parse_rank_errors, parse_topo)
 from conftest import FIXTURES
@@ -342,27 +342,3 @@ def test_nvlink_limit_named_only_for_a_single_node_with_nvlink():
     parsed["transport"] = dict(parsed["transport"], nodes=2, transports=["NET"])
     two_nodes, _, _ = judge_allreduce(parsed, 450.0, nvlink_expected=True)
     assert two_nodes == "all_reduce over 2 ranks: 345.6 GB/s busbw at 4 GiB via NET."
-
-
-
-# --- inventory layout for GPU stages ---------------------------------------------------------------
-
-def test_gpu_layout_problems_slots_over_pinned_gpus():
-    problems = gpu_layout_problems([
-        {"name": "gpu0", "slots": 2, "gpus": [0]},          # issue #18: 2 ranks on 1 GPU
-        {"name": "node2", "slots": 1, "gpus": [1]},         # fine
-        {"name": "node3", "slots": 4, "gpus": 2},           # a count instead of ids
-        {"name": "node4", "slots": 2, "gpus": []},          # nothing pinned: judged at run time
-        {"name": "node5", "slots": "two", "gpus": [0]},     # not a number: preflight names it elsewhere
-        {"name": "node6", "slots": 2, "gpus": [0, "x"]},
-    ])
-    assert problems == [
-        {"variable": "node_slots (gpu0)", "value": 2,
-         "message": "node_slots (gpu0) is 2, but gpu0 has 1 GPU pinned (node_gpus [0]): 2 ranks would share GPUs, "
-                    "which NCCL refuses ('Duplicate GPU detected') and TensorRT-LLM does not do (one rank per GPU).",
-         "fix": "Set node_slots to 1 on host gpu0, or pin 2 GPUs to it with node_gpus."},
-        {"variable": "node_slots (node3)", "value": 4,
-         "message": "node_slots (node3) is 4, but node3 has 2 GPUs pinned (2 GPUs): 4 ranks would share GPUs, "
-                    "which NCCL refuses ('Duplicate GPU detected') and TensorRT-LLM does not do (one rank per GPU).",
-         "fix": "Set node_slots to 2 on host node3, or pin 4 GPUs to it with node_gpus."}]
-    assert gpu_layout_problems([]) == [] and gpu_layout_problems(None) == []
