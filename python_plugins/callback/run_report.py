@@ -60,8 +60,8 @@ try:
     from mpi_trt_ansible import interrupt, report
 except ImportError as exc:  # the package is the report builder; without it there is no report
     raise AnsibleError(
-        "run_report: the mpi_trt_ansible package is not importable (%s); run scripts/bootstrap.sh "
-        "(or pip install -e . in the project) and use that environment's ansible-playbook" % exc) from exc
+        "run_report: the mpi_trt_ansible package is not importable; run scripts/bootstrap.sh (or pip install -e . "
+        "in the project) and use that environment's ansible-playbook") from exc
 
 # Host variables that say how a host is reached (mpi_trt_ansible.interrupt.target_for reads them).
 _CONNECTION_VARS = (
@@ -130,6 +130,13 @@ class CallbackModule(CallbackBase):
         atexit.register(self._at_exit)
 
     def _disarm(self):
+        """After the report is written: the environment, the SIGINT handler and the exit hook as they were."""
+        if not self._armed:
+            return
+        self._armed = False
+        atexit.unregister(self._at_exit)
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) == self._on_sigint:
+            signal.signal(signal.SIGINT, self._previous_sigint)
         if self._launch_dir:
             if os.environ.get("MTRT_LAUNCH_DIR") == self._launch_dir:
                 del os.environ["MTRT_LAUNCH_DIR"]
@@ -148,9 +155,14 @@ class CallbackModule(CallbackBase):
         if self._interrupted_at is None:
             self._interrupted_at = report.now_iso()
             self._local_launches = interrupt.snapshot(os.environ.get("MTRT_LAUNCH_DIR"))
-        if callable(previous):
-            previous(signum, frame)  # the task queue manager's: signals the workers, raises KeyboardInterrupt
-        raise KeyboardInterrupt()
+        try:
+            if callable(previous):
+                previous(signum, frame)  # the task queue manager's: signals the workers, raises KeyboardInterrupt
+            raise KeyboardInterrupt()
+        finally:
+            # Not the default action (which would end the process before the report is written):
+            # a second Ctrl-C is ignored until the cleanup, which it may cut short.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def _at_exit(self):
         """ansible-playbook is exiting: write the report if the run ended without its recap."""
@@ -228,6 +240,7 @@ class CallbackModule(CallbackBase):
         self._display.display("")
         for line in report.summary_lines(data, md_path, brief=shown):
             self._display.display(line)
+        self._disarm()
 
     # -- events
     def _feed(self, event, **event_data):

@@ -1,4 +1,4 @@
-"""The API against the real local docker engine: bring-up, MPI hello, a hello timeout, cancel.
+"""The API against the real local docker engine: bring-up, MPI hello, a hello timeout, cancel (an interrupt).
 
 Runs only with ``MTRT_INTEGRATION=1``; the inventory is ``$MTRT_TEST_INVENTORY``
 (default ``inventory/local``). Each run brings the cluster up (idempotently) on
@@ -114,7 +114,8 @@ def test_hello_timeout_names_host_and_task(bring_up, inventory, nodes, pdd):
     failure = next(f for f in result.failures if f.stage == "mpi_hello")
     assert failure.host == launcher
     assert failure.task.startswith("Say hello from every rank")
-    assert "timed out" in failure.message
+    assert "timed out" in failure.message and failure.kind == "mpi_hello"
+    assert isinstance(failure.explained, tuple) and isinstance(failure.diagnosis, tuple)
     assert result.stage("mpi_hello").status == "failed"
     assert result.by_kind("mpi_hello")[launcher]["timed_out"] is True
     on_disk = json.loads(pathlib.Path(result.report_json).read_text())["failures"]
@@ -130,5 +131,10 @@ def test_cancel_during_hello(bring_up, inventory, pdd):
     assert in_hello.wait(300)
     handle.cancel()
     result = handle.result(timeout=60)
-    assert (result.status, result.rc) == ("canceled", 254)
-    assert result.stages["mpi_hello"].status == "canceled"
+    # cancel interrupts ansible-playbook as Ctrl-C does: it stops the hello's mpirun and reports interrupted
+    assert (result.status, result.rc) == ("canceled", 99)
+    assert result.stages["mpi_hello"].status == "interrupted"
+    assert result.report["run"]["status"] == "interrupted"
+    [cleanup] = result.report["interrupted"]["cleanup"]
+    assert [(launch["kind"], launch["was_running"], launch["left_running"]) for launch in cleanup["launches"]] == [
+        ("mpi_hello", True, [])]
