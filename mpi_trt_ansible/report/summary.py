@@ -93,8 +93,8 @@ def summary_lines(report, md_path=None, brief=False, cluster=None):
             s.get("duration_s")))
     for _stage, host, entry in iter_results(report, "mpi_hello"):
         data = entry["result"]
-        per_host = " ".join("%s=%s" % kv for kv in (data.get("ranks_per_host") or {}).items())
-        lines.append("  hello on %s: world_size=%s %s missing=%s" % (
+        per_host = "".join(" %s=%s" % kv for kv in (data.get("ranks_per_host") or {}).items())
+        lines.append("  hello on %s: world_size=%s%s missing=%s" % (
             host, data.get("world_size"), per_host, data.get("missing_ranks") or "none"))
     lines += _interrupt_lines(report)
     lines += _failure_lines(report.get("rescued") or [], "RESCUED")

@@ -17,6 +17,7 @@ from ansible.plugins.loader import callback_loader
 
 import run_report  # python_plugins/callback (conftest puts it on sys.path)
 from conftest import FIXTURES, PLUGINS, ROOT
+from mpi_trt_ansible import diagnose
 from mpi_trt_ansible import report as mtrt_report
 EVENTS = json.loads((FIXTURES / "run_report" / "events.json").read_text())
 H200 = ROOT / "docs" / "results" / "h200x2-local" / "report.json"  # a real run on 2x H200 (local mode)
@@ -571,12 +572,14 @@ FAILED_LAUNCH = {
     "rank_tails": {"0": ["MTRT-HELLO {\"rank\": 0}"], "1": ["MTRT-HELLO {\"rank\": 1}", "waiting | for 2"]},
     "explained": [{"raw": "ssh: connect to host node2 port 22: Connection refused",
                    "cause": "sshd on node2 does not answer", "fix": "re-run site.yml: stage 40 restarts the node"}],
-    "diagnosis": [{"host": "node2", "ranks": [2, 3], "state": "exited", "exit_code": 137, "oom_killed": True,
-                   "ssh": "down", "log_tail": ["Server listening on 192.168.123.112 port 22.",
-                                               "Killed"]}],
     "problems": ["ranks 2-3 (node2) never reported"], "world_size": 2, "ranks_per_host": {"node1": 2},
     "missing_ranks": [2, 3], "ranks": [{"rank": 0, "host": "node1"}, {"rank": 1, "host": "node1"}],
 }
+# The controller's attribution of the silent ranks, made by the code that makes it (the launch action's rules).
+FAILED_LAUNCH["diagnosis"] = diagnose.rows(
+    FAILED_LAUNCH, [{"name": "node1", "ip": "192.168.123.111"}, {"name": "node2", "ip": "192.168.123.112"}],
+    {"node2": [2, 3]}, inspects={"node2": {"State": {"Status": "exited", "ExitCode": 137, "OOMKilled": True}}},
+    logs={"node2": ["Server listening on 192.168.123.112 port 22.", "Killed"]})
 
 
 def _failed_launch_report():
@@ -603,9 +606,10 @@ def test_failed_launch_renders_one_table_of_ranks_hosts_states_and_logs():
     assert "| Cause | Fix | Raw line |" in failures
     assert ("| sshd on node2 does not answer | re-run site.yml: stage 40 restarts the node | "
             "`ssh: connect to host node2 port 22: Connection refused` |") in failures
-    assert "| Ranks | Host | Node state | Last log lines |" in failures
-    assert failures.count("| Ranks | Host | Node state | Last log lines |") == 1
-    assert ("| 2-3 | node2 | exited (code 137, OOM-killed); sshd down | "
+    header = "| Ranks | Host | Node state | What to do | Last log lines |"
+    assert failures.count(header) == 1
+    assert ("| 2-3 | node2 | is not running: it was OOM-killed by the kernel | "
+            "give node2 more memory (its container's limit) or load less onto it | "
             "`Server listening on 192.168.123.112 port 22.`<br>`Killed` |") in failures
     section = _section(md, "## MPI hello: mpi_hello on node1")
     assert ("Launch: np 4 (0-1 on node1, 2-3 on node2); mpirun exited 1 after 4.2 s; "
@@ -617,7 +621,7 @@ def test_failed_launch_renders_one_table_of_ranks_hosts_states_and_logs():
     lines = mtrt_report.summary_lines(_failed_launch_report())
     assert lines[-3].startswith("  FAILED node1 / Say hello from every rank: mpi_hello: np=4")
     assert lines[-2] == "    cause: sshd on node2 does not answer; fix: re-run site.yml: stage 40 restarts the node"
-    assert lines[-1] == "    rank(s) 2-3 on node2: exited (code 137, OOM-killed); sshd down; last log: Killed"
+    assert lines[-1] == "    rank(s) 2-3 on node2: is not running: it was OOM-killed by the kernel; last log: Killed"
 
 
 def test_launch_block_alone():

@@ -5,14 +5,17 @@ What a person needs when a launch went wrong, in this order: how it ended and wh
 never printed (and where they were placed), processes that could not be killed, the known
 errors with their cause and fix beside the raw line, the ranks that did not answer traced
 to their node's state and log (``diagnosis``, added on the controller), each rank's last
-lines, and the command. A launch that went right gets one line.
+lines, mpirun's own error output, and the command. A launch that went right gets one line.
 """
 
 from __future__ import annotations
 
-from ..mdtext import code, lines_cell, rank_ranges, ranks_on_hosts, raw, table
+from mpi_trt_ansible import diagnose
+
+from ..mdtext import code, fence, lines_cell, rank_ranges, ranks_on_hosts, raw, table
 
 RANK_ROWS = 8
+MPIRUN_LINES = 20
 
 
 def is_launch(data):
@@ -40,27 +43,41 @@ def _ending(data):
 
 
 def node_state(entry):
-    """One cell: ``exited (code 137, OOM-killed); sshd down`` from a diagnosis entry."""
-    state = str(entry.get("state") or "unknown")
-    extra = []
-    if entry.get("exit_code") not in (None, 0) or state == "exited":
-        if entry.get("exit_code") is not None:
+    """One cell from a diagnosis row (mpi_trt_ansible.diagnose.rows): what docker (or the ssh check)
+    says of the node, e.g. ``is not running: it exited with code 137; ssh fails: connection refused``."""
+    text = str(entry.get("words") or "")
+    if not text:
+        text = str(entry.get("state") or "unknown")
+        extra = []
+        if entry.get("exit_code") is not None and text in ("exited", "dead", "restarting", "created"):
             extra.append("code %s" % entry["exit_code"])
-    if entry.get("oom_killed"):
-        extra.append("OOM-killed")
-    text = state + (" (%s)" % ", ".join(extra) if extra else "")
-    ssh = entry.get("ssh")
-    if ssh not in (None, "", "ok", True):
-        text += "; sshd %s" % ("down" if ssh is False else ssh)
+        if entry.get("oom_killed"):
+            extra.append("OOM-killed")
+        text += " (%s)" % ", ".join(extra) if extra else ""
+    ssh = str(entry.get("ssh") or "")
+    if ssh and not ssh.startswith("ssh answers"):
+        text += "; " + ssh
     return text
 
 
+def what_to_do(entry):
+    """The fix of a diagnosis row: its own ``fix`` when it carries one, else the one the failure
+    message gave it (the same rule, mpi_trt_ansible.diagnose)."""
+    if entry.get("fix"):
+        return entry["fix"]
+    try:
+        return diagnose._fix(dict({"oom_killed": False, "ssh_fix": None}, **entry)) or ""  # noqa: SLF001
+    except (KeyError, TypeError):
+        return entry.get("ssh_fix") or ""
+
+
 def diagnosis_table(diagnosis):
-    """The ONE table: ranks that did not answer -> host -> that node's state -> its last log lines."""
-    rows = [[rank_ranges(d.get("ranks")) or "-", d.get("host"), node_state(d), raw(lines_cell(d.get("log_tail")))]
+    """The ONE table: ranks that did not answer -> host -> that node's state -> what to do -> its last log lines."""
+    rows = [[rank_ranges(d.get("ranks")) or "-", d.get("host"), node_state(d), what_to_do(d),
+             raw(lines_cell(d.get("log_tail")))]
             for d in diagnosis if isinstance(d, dict)]
     return ["Ranks that did not answer, traced to their node:", ""] + table(
-        ["Ranks", "Host", "Node state", "Last log lines"], rows)
+        ["Ranks", "Host", "Node state", "What to do", "Last log lines"], rows)
 
 
 def explained_table(explained):
@@ -101,6 +118,9 @@ def render_launch(data, shown_above=False):
                                                  if len(tails) > RANK_ROWS else ""), ""]
         lines += table(["Rank", "Host", "Last lines"],
                        [[r, placement.get(str(r), "?"), raw(lines_cell(tails[r]))] for r in shown])
+    own = [line for line in str(data.get("stderr_tail") or "").splitlines() if line.strip()][-MPIRUN_LINES:]
+    if own:
+        lines += ["mpirun's error output (last %d lines):" % len(own), ""] + fence("\n".join(own)) + [""]
     if data.get("command"):
         lines += ["Command: %s" % code(" ".join(map(str, data["command"]))), ""]
     return lines

@@ -32,7 +32,7 @@ def mpi_hello(data, where=None):
     lines += bullets("Problem", data.get("problems"))
     rows = [(h, n, ", ".join(str(r) for r in sorted(by_host.get(h, []), key=str)))
             for h, n in per_host.items()]
-    return lines + table(["Host", "Ranks", "Rank ids"], rows)
+    return lines + (table(["Host", "Ranks", "Rank ids"], rows) if rows else [])
 
 
 @renderer("mpi_collectives", title="Collectives")
