@@ -29,13 +29,14 @@ A run cut short (``finish("interrupted")``, ``"canceled"`` or ``"timeout"``) clo
 its open stage with that status, marks the tasks that were running then (a
 ``runner_on_start`` without a result) with it too, and lists them under
 ``interrupted``; the callback adds what it stopped (:meth:`ReportBuilder.record_cleanup`).
+``finish("error")`` closes a run that ended without its recap for another reason.
 
 The report (``report.json``), schema_version 2::
 
-    run          {playbook, status (successful|failed|interrupted|canceled|timeout|running),
+    run          {playbook, status (successful|failed|interrupted|canceled|timeout|error|running),
                   started_at, ended_at, duration_s}
     stages       [{key, name, number, roles, tags,
-                   status (ok|failed|skipped|running|interrupted|canceled|timeout),
+                   status (ok|failed|skipped|running|interrupted|canceled|timeout|error),
                    started_at, ended_at, duration_s, tasks_run,
                    counts {ok, changed, failed, skipped, unreachable, ignored, rescued},
                    tasks [{name, action, role, duration_s, hosts {host: status}}]}]

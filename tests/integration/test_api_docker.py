@@ -12,7 +12,7 @@ import os
 import pathlib
 import subprocess
 import sys
-import threading
+import time
 
 import pytest
 
@@ -122,13 +122,22 @@ def test_hello_timeout_names_host_and_task(bring_up, inventory, nodes, pdd):
     assert {(f["host"], f["task"]) for f in on_disk} >= {(failure.host, failure.task)}
 
 
-def test_cancel_during_hello(bring_up, inventory, pdd):
-    in_hello = threading.Event()
+def _ranks_sleeping(node):
+    """Pids of the hello's ranks (``sleep 600``) running in ``node``'s container."""
+    out = subprocess.run(["docker", "exec", node, "sh", "-c",
+                          "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done"],
+                         capture_output=True, text=True, timeout=60).stdout
+    return [line for line in out.splitlines() if line.split()[:2] in (["sleep", "600"], ["/usr/bin/sleep", "600"])]
+
+
+def test_cancel_during_hello(bring_up, inventory, nodes, pdd):
+    launcher = next(iter(nodes))
     hang = dict(HANG, cluster_mpi_timeout_s=600)
-    handle = api.start_pipeline(
-        inventory=inventory, stages=["mpi_hello"], extravars=hang, private_data_dir=pdd,
-        on_event=lambda e: isinstance(e, api.StageStarted) and e.stage == "mpi_hello" and in_hello.set())
-    assert in_hello.wait(300)
+    handle = api.start_pipeline(inventory=inventory, stages=["mpi_hello"], extravars=hang, private_data_dir=pdd)
+    deadline = time.monotonic() + 300
+    while not _ranks_sleeping(launcher):  # the hello's mpirun runs its ranks
+        assert not handle.done and time.monotonic() < deadline
+        time.sleep(0.5)
     handle.cancel()
     result = handle.result(timeout=60)
     # cancel interrupts ansible-playbook as Ctrl-C does: it stops the hello's mpirun and reports interrupted
@@ -138,3 +147,4 @@ def test_cancel_during_hello(bring_up, inventory, pdd):
     [cleanup] = result.report["interrupted"]["cleanup"]
     assert [(launch["kind"], launch["was_running"], launch["left_running"]) for launch in cleanup["launches"]] == [
         ("mpi_hello", True, [])]
+    assert all(_ranks_sleeping(node) == [] for node in nodes)

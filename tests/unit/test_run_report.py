@@ -776,3 +776,13 @@ def test_callback_without_the_package_stops_the_run_with_one_sentence(tmp_path):
     assert out.returncode != 0 and "ran" not in out.stdout
     assert ("[ERROR]: run_report: the mpi_trt_ansible package is not importable; run scripts/bootstrap.sh "
             "(or pip install -e . in the project)") in text
+
+
+def test_the_callbacks_imports_stay_cheap():
+    """What the callback loads inside ansible-playbook imports neither ansible-runner nor the API."""
+    script = ("import sys; import mpi_trt_ansible.report, mpi_trt_ansible.interrupt\n"
+              "print(sorted(m for m in sys.modules if m.startswith(('ansible_runner', 'mpi_trt_ansible.api', "
+              "'ansible', 'docker', 'yaml'))))\n")
+    out = __import__("subprocess").run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                                       timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
