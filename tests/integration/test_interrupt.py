@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Interrupting a run on the real docker engine: SIGINT to ansible-playbook leaves nothing running and
 still writes a report marked interrupted; the next run converges.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Stopping an interrupted run's launches: pid files -> process trees stopped by pid, never by name.
 
 The launches here are real: ``mtrt_launch.execute`` (the one launcher) runs a shell with two
