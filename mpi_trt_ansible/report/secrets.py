@@ -31,5 +31,8 @@ def is_censored(res):
 
 
 def clean_result(res):
-    """A project module result fit for a report: no internals, no secrets."""
-    return scrub({k: v for k, v in res.items() if not k.startswith("_ansible") and k not in _INTERNAL})
+    """A project module result fit for a report: no internals, no secrets, and none of the bulky data a
+    result hands on to later stages only (the keys it lists in ``mtrt_handoff``)."""
+    handoff = set(res.get("mtrt_handoff") or ())
+    return scrub({k: v for k, v in res.items()
+                  if not k.startswith("_ansible") and k not in _INTERNAL and k not in handoff and k != "mtrt_handoff"})

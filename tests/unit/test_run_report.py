@@ -787,3 +787,9 @@ def test_the_callbacks_imports_stay_cheap():
     out = __import__("subprocess").run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                                        timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_keys_a_result_hands_on_to_later_stages_stay_out_of_the_report():
+    from mpi_trt_ansible.report.secrets import clean_result
+    res = {"mtrt_kind": "preflight", "ok": True, "docker": {"images": [1, 2, 3]}, "mtrt_handoff": ["docker"]}
+    assert clean_result(res) == {"mtrt_kind": "preflight", "ok": True}

@@ -61,14 +61,8 @@ def node_state(entry):
 
 
 def what_to_do(entry):
-    """The fix of a diagnosis row: its own ``fix`` when it carries one, else the one the failure
-    message gave it (the same rule, mpi_trt_ansible.diagnose)."""
-    if entry.get("fix"):
-        return entry["fix"]
-    try:
-        return diagnose._fix(dict({"oom_killed": False, "ssh_fix": None}, **entry)) or ""  # noqa: SLF001
-    except (KeyError, TypeError):
-        return entry.get("ssh_fix") or ""
+    """The fix of a diagnosis row (mpi_trt_ansible.diagnose.rows gives every row one)."""
+    return entry.get("fix") or entry.get("ssh_fix") or ""
 
 
 def diagnosis_table(diagnosis):
