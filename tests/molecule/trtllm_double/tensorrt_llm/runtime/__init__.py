@@ -1,1 +1,1 @@
-from tensorrt_llm.runtime.model_runner import ModelRunner  # noqa: F401
+"""TEST DOUBLE: the run-time device choice of each recorded version (see ../../README.md)."""

@@ -1,12 +1,12 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: trtllm_run
+module: trtllm_inference_run
 short_description: Run TensorRT-LLM examples/run.py under mpirun and parse its results
 description:
   - Reads the engine's config.json, checks the world contract before launching (engine tp x pp, C(-np),
@@ -22,15 +22,15 @@ author:
 version_added: "1.0.0"
 options:
   version:
-    description: Installed tensorrt_llm version (C(trtllm_facts) C(version)); decides which run.py options exist.
+    description: Installed tensorrt_llm version (C(trtllm_engine_facts) C(version)); decides which run.py options exist and how ranks pick their GPU.
     type: str
     required: true
   run_py:
-    description: Path of examples/run.py, the same on every node (C(trtllm_facts) C(tools.run_py)).
+    description: Path of examples/run.py, the same on every node (C(trtllm_engine_facts) C(tools.run_py)).
     type: str
     required: true
   engine_dir:
-    description: Engine directory on the shared mount (C(trtllm_build) C(engine_dir)).
+    description: Engine directory on the shared mount (the engine stage 80 handed on, C(trtllm_engine_built.engine_dir)).
     type: str
     required: true
   tokenizer_dir:
@@ -73,7 +73,7 @@ options:
     type: bool
     default: false
   use_py_session:
-    description: Use the Python session. Forced on when the version needs the model_runner.py gpus_per_node patch.
+    description: Use the Python session. Forced on where the version takes gpus_per_node from the engine through it (1.2.x).
     type: bool
     default: false
   extra_args:
@@ -119,10 +119,10 @@ notes:
 
 EXAMPLES = r"""
 - name: Run inference across the nodes
-  trtllm_run:
+  trtllm_inference_run:
     version: "{{ trtllm_engine_facts.version }}"
     run_py: "{{ trtllm_engine_facts.tools.run_py }}"
-    engine_dir: "{{ trtllm_engine_build.engine_dir }}"
+    engine_dir: "{{ trtllm_engine_built.engine_dir }}"
     tokenizer_dir: /TRTDir/Models/chatglm2-6b
     input_texts: ["Hello tell me about huawei"]
     max_output_len: 200
@@ -135,10 +135,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 mtrt_kind:
-  description: Always C(trtllm_run).
+  description: Always C(trtllm_inference_run).
   returned: always
   type: str
-  sample: trtllm_run
+  sample: trtllm_inference_run
 cmd:
   description: The mpirun argv.
   returned: always
@@ -219,9 +219,17 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.mtrt_mpi import HostfileError, mpirun_argv, parse_hostfile
 from ansible.module_utils.mtrt_proc import run_bounded, tail
 from ansible.module_utils.trtllm_command import (DEFAULT_GPUS_PER_NODE, TrtllmConfigError,
-                                                 check_world, gpus_per_node_fix, rank_devices,
+                                                 gpus_per_node_fix, launch_problems, rank_devices,
                                                  run_py_argv)
 from ansible.module_utils.trtllm_output import parse_engine_config, parse_run_output
+
+
+def launch(module, result, env, timeout_s, mpirun):
+    """The one mpirun of run.py (to be replaced by the project's mtrt_launch helper)."""
+    try:
+        return run_bounded(result["cmd"], timeout_s, env=env)
+    except OSError as exc:
+        module.fail_json(msg="%s could not start: %s" % (mpirun, exc), **result)
 
 
 def main():
@@ -255,7 +263,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    result = dict(mtrt_kind="trtllm_run", changed=False, cmd=[], rc=None, timed_out=False,
+    result = dict(mtrt_kind="trtllm_inference_run", changed=False, cmd=[], rc=None, timed_out=False,
                   duration_s=0.0, engine=None, world=None, use_py_session=p["use_py_session"],
                   prompts=[], profiling=[], latency_s=None, throughput_prompts_per_s=None,
                   tokens_per_s=None, versions=[], warnings_parse=[], stdout_tail="",
@@ -265,11 +273,12 @@ def main():
         with open(os.path.join(p["engine_dir"], "config.json"), encoding="utf-8") as handle:
             engine = parse_engine_config(json.load(handle), os.listdir(p["engine_dir"]))
     except (OSError, ValueError) as exc:
-        module.fail_json(msg="engine_dir %s has no readable config.json (%s); run the build_engine "
-                             "stage first or fix engine_dir" % (p["engine_dir"], exc), **result)
+        module.fail_json(msg="engine_dir %s has no readable config.json (%s); run the trtllm_engine "
+                             "stage first (playbooks/80_trtllm_engine.yml)" % (p["engine_dir"], exc),
+                         **result)
     result["engine"] = engine
     if not engine["complete"]:
-        module.fail_json(msg="engine in %s is not usable: %s; rebuild it (build_engine stage)"
+        module.fail_json(msg="engine in %s is not usable: %s; rebuild it (trtllm_engine stage)"
                              % (p["engine_dir"], "; ".join(engine["problems"])), **result)
     try:
         with open(p["hostfile"], encoding="utf-8") as handle:
@@ -277,14 +286,13 @@ def main():
     except (OSError, HostfileError) as exc:
         module.fail_json(msg="hostfile %s: %s" % (p["hostfile"], exc), **result)
 
-    # gpus_per_node the runtime will use: the engine's for versions that read
-    # it, else the patched value (the patch is applied beforehand on every
-    # node; trtllm_facts reports it), else the default 8.
+    # gpus_per_node the runtime will use: 8 for the versions that always use it, else the
+    # engine's mapping (1.2.x, through the Python session).
     try:
         fix = gpus_per_node_fix(p["version"], p["gpus_per_node"])
     except TrtllmConfigError as exc:
         module.fail_json(msg=str(exc), **result)
-    if fix["method"] == "build_option":
+    if fix["method"] == "checkpoint_mapping":
         runtime_gpn = engine["gpus_per_node"] or DEFAULT_GPUS_PER_NODE
     else:
         runtime_gpn = fix["gpus_per_node"]
@@ -292,15 +300,22 @@ def main():
     result["use_py_session"] = use_py
     tp, pp = engine["tp"], engine["pp"]
     np = p["np"] or tp * pp
-    problems = check_world(tp, pp, np, hosts_slots,
-                           p["gpus_per_node"] if p["gpus_per_node"] else {}, runtime_gpn)
+    problems = launch_problems(p["version"], engine, np, hosts_slots, p["gpus_per_node"], runtime_gpn)
+    beam_width = engine.get("max_beam_width") or 1
+    if p["num_beams"] > beam_width:
+        problems.append({"variable": "cluster_trtllm_num_beams", "value": p["num_beams"],
+                         "message": "run.py would ask for %d beams; the engine %s was built for a "
+                                    "beam width of %d." % (p["num_beams"], p["engine_dir"], beam_width),
+                         "fix": "Rebuild with the trtllm_engine stage (it builds for "
+                                "cluster_trtllm_num_beams), or lower cluster_trtllm_num_beams."})
     ranks = rank_devices(hosts_slots, np, runtime_gpn) or {}
     result["world"] = dict(np=np, tp=tp, pp=pp, gpus_per_node=runtime_gpn,
                            gpus_per_node_fix=fix["method"],
                            ranks={str(r): v for r, v in sorted(ranks.items())},
-                           problems=problems)
+                           problems=[x["message"] + " Fix: " + x["fix"] for x in problems])
     if problems:
-        module.fail_json(msg="refusing to launch run.py: " + " ".join(problems), **result)
+        module.fail_json(msg="refusing to launch run.py: " + " ".join(result["world"]["problems"]),
+                         **result)
 
     try:
         command = run_py_argv(
@@ -319,10 +334,7 @@ def main():
         # rc stays null (nothing ran); say failed=false, or Ansible reads a non-zero rc as a failure.
         module.exit_json(failed=False, **result)
 
-    try:
-        run = run_bounded(result["cmd"], p["timeout_s"], env=env)
-    except OSError as exc:
-        module.fail_json(msg="%s could not start: %s" % (p["mpirun"], exc), **result)
+    run = launch(module, result, env, p["timeout_s"], p["mpirun"])
     parsed = parse_run_output(run["stdout"])
     result.update(rc=run["rc"], timed_out=run["timed_out"], duration_s=run["duration_s"],
                   prompts=parsed["prompts"], profiling=parsed["profiling"],
@@ -339,7 +351,7 @@ def main():
         hint = ""
         if "invalid device ordinal" in run["stderr"] + run["stdout"]:
             hint = (" A rank asked for a GPU its container lacks (rank %% gpus_per_node, runtime "
-                    "gpus_per_node=%d): %s" % (runtime_gpn, fix["reason"] or "set gpus_per_node"))
+                    "gpus_per_node=%d): %s" % (runtime_gpn, fix["reason"]))
         module.fail_json(msg="run.py failed with rc=%s.%s Last output: %s" % (run["rc"], hint, err),
                          **result)
     expected = len(p["input_texts"])
