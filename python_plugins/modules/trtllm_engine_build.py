@@ -49,6 +49,10 @@ options:
   build_gpus:
     description: GPUs of the building container (legacy build.py picks the build GPU as rank % this). Unset means the request's C(gpus_per_node).
     type: int
+  env:
+    description: Environment variables for the build tools (cluster_trtllm_env), on top of the node's own; not part of the inputs hash.
+    type: dict
+    default: {}
   find_only:
     description: Only report the engine for the request (C(cache_hit) says whether it is complete); never build.
     type: bool
@@ -199,6 +203,7 @@ def main():
             python=dict(type="str", default="python3"),
             trtllm_build=dict(type="str", default="trtllm-build"),
             build_gpus=dict(type="int"),
+            env=dict(type="dict", default={}),
             find_only=dict(type="bool", default=False),
             keep_checkpoint=dict(type="bool", default=False),
             force=dict(type="bool", default=False),
@@ -269,7 +274,8 @@ def main():
     for step, record in zip(plan, result["commands"]):
         left = p["timeout_s"] - (time.monotonic() - started)
         try:
-            run = run_bounded(step["argv"], max(left, 1), cwd=step["cwd"])
+            run = run_bounded(step["argv"], max(left, 1), cwd=step["cwd"],
+                              env={str(k): str(v) for k, v in (p["env"] or {}).items()})
         except OSError as exc:
             fail("%s could not start: %s (argv[0]=%s)" % (step["name"], exc, step["argv"][0]))
         record.update(rc=run["rc"], duration_s=run["duration_s"], timed_out=run["timed_out"],
