@@ -334,6 +334,9 @@ def main(argv=None):
         return 2
     started = time.time()
     host = socket.gethostname()
+    # Every rank says it is up, so a launch that hangs later can tell the ranks that started from
+    # those that never did (the launcher reads each line's rank from Open MPI's --tag-output).
+    print("MTRT-UP rank %d of %d on %s" % (rank, n, host), flush=True)
     hosts = comm.gather(host, root=0)
     rows, failures, injected = [], [], 0
     for size in sizes_from(args):
