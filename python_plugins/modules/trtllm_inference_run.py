@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: Apache-2.0
+"""Run TensorRT-LLM's examples/run.py across the cluster and parse what rank 0 printed."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ DOCUMENTATION = r"""
 module: trtllm_inference_run
 short_description: Run TensorRT-LLM examples/run.py under mpirun and parse its results
 description:
-  - Reads the engine's config.json, checks the world contract before launching (engine tp x pp, C(-np),
-    hostfile slots, GPUs per container and the device each rank will pick, C(rank % gpus_per_node)) and
-    refuses with every problem named.
-  - Launches one rank per engine rank with mpirun (hostfile, MCA parameters, C(-x) environment) under a
-    deadline; on time-out the whole process group is killed.
+  - Reads the engine's config.json and checks the launch before anything starts (engine tp x pp, C(-np),
+    hostfile slots, the device each rank will pick, C(rank % gpus_per_node) under the version's rule, and the
+    engine's beam width against O(num_beams)); refuses with every problem named.
+  - Launches one rank per engine rank through the project's launcher (module_utils/mtrt_launch.py - hostfile,
+    MCA parameters, C(-x) environment, C(--tag-output), a bound that kills the whole process tree).
   - Parses rank 0's output into prompts (input text, one output per beam), the profiling latency (every
     rank prints one) and the version banners. run.py prints no token counts, so those stay null.
   - Only observes; C(changed) is always false.
@@ -47,7 +48,7 @@ options:
     type: int
     required: true
   num_beams:
-    description: Beam width.
+    description: Beam width; at most the engine's C(max_beam_width).
     type: int
     default: 1
   temperature:
@@ -69,52 +70,31 @@ options:
     description: Truncate prompts to this many tokens.
     type: int
   run_profiling:
-    description: Pass C(--run_profiling) (tensorrt_llm >= 0.8 only; refused for older).
+    description: Pass C(--run_profiling) (refused for 0.7.1, whose run.py has none).
     type: bool
     default: false
   use_py_session:
     description: Use the Python session. Forced on where the version takes gpus_per_node from the engine through it (1.2.x).
     type: bool
     default: false
-  extra_args:
+  run_extra_args:
     description: Extra run.py arguments, placed before C(--input_text).
     type: list
     elements: str
     default: []
   gpus_per_node:
     description:
-      - GPUs visible per node container (an int for all nodes). Used for the device preflight and to pick the
-        version's gpus_per_node fix. Unset skips the GPU checks.
+      - GPUs visible per node container (one value for all nodes). Used for the device check and to pick the
+        version's gpus_per_node rule. Unset skips the GPU checks.
     type: int
-  hostfile:
-    description: Open MPI hostfile as seen from the launcher; its slots decide rank placement.
-    type: str
-    required: true
-  np:
-    description: Ranks to launch; default the engine's tp x pp (a different value is refused).
-    type: int
-  mca:
-    description: Open MPI MCA parameters, name -> value.
-    type: dict
-    default: {}
-  env:
-    description: Environment variables set for mpirun and exported to every rank with C(-x).
-    type: dict
-    default: {}
-  mpirun:
-    description: The mpirun command.
-    type: str
-    default: mpirun
-  python:
-    description: Python interpreter every rank runs run.py with.
-    type: str
-    default: python3
   timeout_s:
     description: Bound on the whole mpirun, in seconds.
     type: int
     default: 600
+extends_documentation_fragment:
+  - mtrt_mpirun
 notes:
-  - "Check mode: supported; runs the preflight and returns the command without launching."
+  - "Check mode: supported; runs the checks and returns the command without launching."
 """
 
 EXAMPLES = r"""
@@ -139,29 +119,12 @@ mtrt_kind:
   returned: always
   type: str
   sample: trtllm_inference_run
-cmd:
-  description: The mpirun argv.
-  returned: always
-  type: list
-  elements: str
-rc:
-  description: mpirun's exit status; null when not run or timed out.
-  returned: always
-  type: int
-timed_out:
-  description: True when the run hit O(timeout_s) and was killed.
-  returned: always
-  type: bool
-duration_s:
-  description: Seconds the run took.
-  returned: always
-  type: float
 engine:
-  description: Engine metadata (flow, tp, pp, world_size, gpus_per_node, dtype, quantization, files).
+  description: Engine metadata (flow, tp, pp, world_size, gpus_per_node, max_beam_width, dtype, quantization, files).
   returned: always
   type: dict
 world:
-  description: C(np), C(gpus_per_node) the runtime uses, C(ranks) (rank -> host, device), C(problems).
+  description: C(np), C(gpus_per_node) the runtime uses, C(gpus_per_node_fix) (how it is set), C(ranks) (rank -> host, device), C(problems).
   returned: always
   type: dict
 use_py_session:
@@ -202,39 +165,25 @@ warnings_parse:
   returned: always
   type: list
   elements: str
-stdout_tail:
-  description: Last lines of stdout.
-  returned: always
-  type: str
-stderr_tail:
-  description: Last lines of stderr.
-  returned: always
-  type: str
 """
 
 import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.mtrt_mpi import HostfileError, mpirun_argv, parse_hostfile
-from ansible.module_utils.mtrt_proc import run_bounded, tail
+from ansible.module_utils import mtrt_launch
 from ansible.module_utils.trtllm_command import (DEFAULT_GPUS_PER_NODE, TrtllmConfigError,
                                                  gpus_per_node_fix, launch_problems, rank_devices,
                                                  run_py_argv)
 from ansible.module_utils.trtllm_output import parse_engine_config, parse_run_output
 
-
-def launch(module, result, env, timeout_s, mpirun):
-    """The one mpirun of run.py (to be replaced by the project's mtrt_launch helper)."""
-    try:
-        return run_bounded(result["cmd"], timeout_s, env=env)
-    except OSError as exc:
-        module.fail_json(msg="%s could not start: %s" % (mpirun, exc), **result)
+KIND = "trtllm_inference_run"
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=mtrt_launch.argument_spec(
+            timeout_s=600,
             version=dict(type="str", required=True),
             run_py=dict(type="str", required=True),
             engine_dir=dict(type="str", required=True),
@@ -250,117 +199,93 @@ def main():
             max_input_length=dict(type="int"),
             run_profiling=dict(type="bool", default=False),
             use_py_session=dict(type="bool", default=False),
-            extra_args=dict(type="list", elements="str", default=[]),
+            run_extra_args=dict(type="list", elements="str", default=[]),
             gpus_per_node=dict(type="int"),
-            hostfile=dict(type="str", required=True),
-            np=dict(type="int"),
-            mca=dict(type="dict", default={}),
-            env=dict(type="dict", default={}),
-            mpirun=dict(type="str", default="mpirun"),
-            python=dict(type="str", default="python3"),
-            timeout_s=dict(type="int", default=600),
         ),
+        required_one_of=[("hostfile", "hosts")],
         supports_check_mode=True,
     )
     p = module.params
-    result = dict(mtrt_kind="trtllm_inference_run", changed=False, cmd=[], rc=None, timed_out=False,
-                  duration_s=0.0, engine=None, world=None, use_py_session=p["use_py_session"],
-                  prompts=[], profiling=[], latency_s=None, throughput_prompts_per_s=None,
-                  tokens_per_s=None, versions=[], warnings_parse=[], stdout_tail="",
-                  stderr_tail="")
+    own = dict(engine=None, world=None, use_py_session=p["use_py_session"], prompts=[], profiling=[],
+               latency_s=None, throughput_prompts_per_s=None, tokens_per_s=None, versions=[],
+               warnings_parse=[])
+
+    def refuse(msg):
+        module.fail_json(msg=msg, **dict(mtrt_launch.base_result(KIND), **own))
 
     try:
         with open(os.path.join(p["engine_dir"], "config.json"), encoding="utf-8") as handle:
             engine = parse_engine_config(json.load(handle), os.listdir(p["engine_dir"]))
     except (OSError, ValueError) as exc:
-        module.fail_json(msg="engine_dir %s has no readable config.json (%s); run the trtllm_engine "
-                             "stage first (playbooks/80_trtllm_engine.yml)" % (p["engine_dir"], exc),
-                         **result)
-    result["engine"] = engine
+        refuse("engine_dir %s has no readable config.json (%s); run the trtllm_engine stage first "
+               "(playbooks/80_trtllm_engine.yml)" % (p["engine_dir"], exc))
+    own["engine"] = engine
     if not engine["complete"]:
-        module.fail_json(msg="engine in %s is not usable: %s; rebuild it (trtllm_engine stage)"
-                             % (p["engine_dir"], "; ".join(engine["problems"])), **result)
-    try:
-        with open(p["hostfile"], encoding="utf-8") as handle:
-            hosts_slots = parse_hostfile(handle.read())
-    except (OSError, HostfileError) as exc:
-        module.fail_json(msg="hostfile %s: %s" % (p["hostfile"], exc), **result)
-
+        refuse("engine in %s is not usable: %s; rebuild it (trtllm_engine stage)"
+               % (p["engine_dir"], "; ".join(engine["problems"])))
     # gpus_per_node the runtime will use: 8 for the versions that always use it, else the
     # engine's mapping (1.2.x, through the Python session).
     try:
         fix = gpus_per_node_fix(p["version"], p["gpus_per_node"])
-    except TrtllmConfigError as exc:
-        module.fail_json(msg=str(exc), **result)
-    if fix["method"] == "checkpoint_mapping":
-        runtime_gpn = engine["gpus_per_node"] or DEFAULT_GPUS_PER_NODE
-    else:
-        runtime_gpn = fix["gpus_per_node"]
-    use_py = p["use_py_session"] or "--use_py_session" in fix["run_args"]
-    result["use_py_session"] = use_py
-    tp, pp = engine["tp"], engine["pp"]
-    np = p["np"] or tp * pp
-    problems = launch_problems(p["version"], engine, np, hosts_slots, p["gpus_per_node"], runtime_gpn)
-    beam_width = engine.get("max_beam_width") or 1
-    if p["num_beams"] > beam_width:
-        problems.append({"variable": "cluster_trtllm_num_beams", "value": p["num_beams"],
-                         "message": "run.py would ask for %d beams; the engine %s was built for a "
-                                    "beam width of %d." % (p["num_beams"], p["engine_dir"], beam_width),
-                         "fix": "Rebuild with the trtllm_engine stage (it builds for "
-                                "cluster_trtllm_num_beams), or lower cluster_trtllm_num_beams."})
-    ranks = rank_devices(hosts_slots, np, runtime_gpn) or {}
-    result["world"] = dict(np=np, tp=tp, pp=pp, gpus_per_node=runtime_gpn,
-                           gpus_per_node_fix=fix["method"],
-                           ranks={str(r): v for r, v in sorted(ranks.items())},
-                           problems=[x["message"] + " Fix: " + x["fix"] for x in problems])
-    if problems:
-        module.fail_json(msg="refusing to launch run.py: " + " ".join(result["world"]["problems"]),
-                         **result)
-
-    try:
+        use_py = p["use_py_session"] or "--use_py_session" in fix["run_args"]
         command = run_py_argv(
             p["version"], p["run_py"], p["engine_dir"], p["tokenizer_dir"], p["input_texts"],
             p["max_output_len"], num_beams=p["num_beams"], temperature=p["temperature"],
             top_k=p["top_k"], top_p=p["top_p"], repetition_penalty=p["repetition_penalty"],
             length_penalty=p["length_penalty"], max_input_length=p["max_input_length"],
-            run_profiling=p["run_profiling"], use_py_session=use_py, extra_args=p["extra_args"],
+            run_profiling=p["run_profiling"], use_py_session=use_py, extra_args=p["run_extra_args"],
             python=p["python"])
     except TrtllmConfigError as exc:
-        module.fail_json(msg=str(exc), **result)
-    env = {str(k): str(v) for k, v in (p["env"] or {}).items()}
-    result["cmd"] = mpirun_argv(command, np, hostfile=p["hostfile"], mca=p["mca"],
-                                env_names=sorted(env), mpirun=p["mpirun"])
-    if module.check_mode:
-        # rc stays null (nothing ran); say failed=false, or Ansible reads a non-zero rc as a failure.
-        module.exit_json(failed=False, **result)
+        refuse(str(exc))
+    runtime_gpn = (engine["gpus_per_node"] or DEFAULT_GPUS_PER_NODE
+                   if fix["method"] == "checkpoint_mapping" else fix["gpus_per_node"])
+    own["use_py_session"] = use_py
+    tp, pp = engine["tp"], engine["pp"]
+    p["np"] = p["np"] or tp * pp
 
-    run = launch(module, result, env, p["timeout_s"], p["mpirun"])
-    parsed = parse_run_output(run["stdout"])
-    result.update(rc=run["rc"], timed_out=run["timed_out"], duration_s=run["duration_s"],
-                  prompts=parsed["prompts"], profiling=parsed["profiling"],
-                  latency_s=parsed["latency_s"],
-                  throughput_prompts_per_s=parsed["throughput_prompts_per_s"],
-                  tokens_per_s=parsed["tokens_per_s"], versions=parsed["versions"],
-                  warnings_parse=parsed["warnings"], stdout_tail=tail(run["stdout"]),
-                  stderr_tail=tail(run["stderr"]))
-    err = tail(run["stderr"] or run["stdout"], 15)
-    if run["timed_out"]:
-        module.fail_json(msg="run.py timed out after timeout_s=%d s; every rank was killed. Last "
-                             "output: %s" % (p["timeout_s"], err), **result)
-    if run["rc"] != 0:
-        hint = ""
-        if "invalid device ordinal" in run["stderr"] + run["stdout"]:
-            hint = (" A rank asked for a GPU its container lacks (rank %% gpus_per_node, runtime "
-                    "gpus_per_node=%d): %s" % (runtime_gpn, fix["reason"]))
-        module.fail_json(msg="run.py failed with rc=%s.%s Last output: %s" % (run["rc"], hint, err),
-                         **result)
-    expected = len(p["input_texts"])
-    if len(parsed["prompts"]) != expected or any(not x["outputs"] for x in parsed["prompts"]):
-        module.fail_json(msg="run.py exited 0 but printed results for %d of %d prompts (rank 0 "
-                             "prints them; extra_args such as --output_csv suppress them)"
-                             % (sum(1 for x in parsed["prompts"] if x["outputs"]), expected),
-                         **result)
-    module.exit_json(**result)
+    try:
+        planned = mtrt_launch.Launch(p, command)
+    except mtrt_launch.LaunchError:
+        planned = None   # run_module refuses it with the launcher's own message
+    refusals = []
+    if planned is not None:
+        problems = launch_problems(p["version"], engine, planned.np, planned.hosts, p["gpus_per_node"],
+                                   runtime_gpn)
+        beam_width = engine.get("max_beam_width") or 1
+        if p["num_beams"] > beam_width:
+            problems.append({"variable": "cluster_trtllm_num_beams", "value": p["num_beams"],
+                             "message": "run.py would ask for %d beams; the engine %s was built for a "
+                                        "beam width of %d." % (p["num_beams"], p["engine_dir"], beam_width),
+                             "fix": "Rebuild with the trtllm_engine stage (it builds for "
+                                    "cluster_trtllm_num_beams), or lower cluster_trtllm_num_beams."})
+        ranks = rank_devices(planned.hosts, planned.np, runtime_gpn) or {}
+        own["world"] = dict(np=planned.np, tp=tp, pp=pp, gpus_per_node=runtime_gpn,
+                            gpus_per_node_fix=fix["method"],
+                            ranks={str(r): v for r, v in sorted(ranks.items())},
+                            problems=["%s Fix: %s" % (x["message"], x["fix"]) for x in problems])
+        refusals = ["refusing to launch run.py: %s" % m for m in own["world"]["problems"]]
+
+    def judge(run, launch, result):
+        parsed = parse_run_output(run["stdout"])
+        result.update(prompts=parsed["prompts"], profiling=parsed["profiling"],
+                      latency_s=parsed["latency_s"],
+                      throughput_prompts_per_s=parsed["throughput_prompts_per_s"],
+                      tokens_per_s=parsed["tokens_per_s"], versions=parsed["versions"],
+                      warnings_parse=parsed["warnings"])
+        problems = []
+        if run["rc"] not in (0, None) and "invalid device ordinal" in run["stdout"] + run["stderr"]:
+            problems.append("a rank asked for a GPU its container lacks (rank %% gpus_per_node, runtime "
+                            "gpus_per_node=%d): %s" % (runtime_gpn, fix["reason"]))
+        if run["rc"] == 0:
+            expected = len(p["input_texts"])
+            done = sum(1 for x in parsed["prompts"] if x["outputs"])
+            if len(parsed["prompts"]) != expected or done != expected:
+                problems.append("run.py exited 0 but printed results for %d of %d prompts (rank 0 prints "
+                                "them; run_extra_args such as --output_csv suppress them)" % (done, expected))
+        return problems
+
+    mtrt_launch.run_module(module, KIND, command, judge, check=lambda launch: refusals,
+                           bound_name="cluster_trtllm_run_timeout_s", defaults=own)
 
 
 if __name__ == "__main__":

@@ -223,6 +223,7 @@ def test_run_parses_results(tmp_path, run_module):
     argv = (tmp_path / "argv.txt").read_text().splitlines()
     assert argv[argv.index("-np") + 1] == "2" and argv[argv.index("-x") + 1] == "NCCL_DEBUG"
     assert "--use_py_session" not in argv and argv[-2:] == ["--input_text", "Hello tell me about huawei"]
+    assert res["command"] == [str(tmp_path / "mpirun")] + argv
 
 
 def test_run_1_2_uses_the_engine_gpus_per_node_in_the_python_session(tmp_path, run_module):
@@ -241,7 +242,7 @@ def test_run_refuses_before_launch(tmp_path, run_module):
     assert "Rank 1 (node1) would ask for GPU 1 (rank 1 % gpus_per_node 8)" in res["msg"]
     assert not (tmp_path / "argv.txt").exists()
     res = run_module(trtllm_inference_run, run_setup(tmp_path / "b", slots=(1,)))
-    assert res["failed"] is True and "the hostfile gives 1 slots (node2:1)" in res["msg"]
+    assert res["failed"] is True and "np=2 ranks requested but the hosts give 1 slots (node2:1)" in res["msg"]
     res = run_module(trtllm_inference_run, dict(run_setup(tmp_path / "c"), num_beams=4))
     assert res["failed"] is True and "built for a beam width of 1" in res["msg"]
     res = run_module(trtllm_inference_run, dict(run_setup(tmp_path / "d"), version="0.12.0"))
@@ -252,9 +253,11 @@ def test_run_failure_timeout_missing_results_and_check_mode(tmp_path, run_module
     err = "Traceback (most recent call last):\nRuntimeError: CUDA error: invalid device ordinal\n"
     res = run_module(trtllm_inference_run, run_setup(tmp_path, rc=1, stderr=err))
     assert res["failed"] is True and res["rc"] == 1
-    assert "run.py failed with rc=1. A rank asked for a GPU its container lacks" in res["msg"]
+    assert "a rank asked for a GPU its container lacks (rank % gpus_per_node, runtime gpus_per_node=8)" in res["msg"]
+    assert "mpirun exited with 1" in res["msg"]
     res = run_module(trtllm_inference_run, dict(run_setup(tmp_path / "t", sleep=20), timeout_s=1))
-    assert res["failed"] is True and res["timed_out"] is True and res["msg"].startswith("run.py timed out after timeout_s=1 s")
+    assert res["failed"] is True and res["timed_out"] is True
+    assert res["msg"].startswith("trtllm_inference_run timed out after 1s and every process it started was killed")
     res = run_module(trtllm_inference_run, dict(run_setup(tmp_path / "b", "run_multi_beams_profiling_0.9.txt"),
                                                 version="0.9.0", run_profiling=True))
     assert res["failed"] is True and "printed results for 2 of 1 prompts" in res["msg"]
@@ -262,6 +265,6 @@ def test_run_failure_timeout_missing_results_and_check_mode(tmp_path, run_module
                                                 run_profiling=True))
     assert res["failed"] is True and "has no --run_profiling" in res["msg"]
     res = run_module(trtllm_inference_run, dict(run_setup(tmp_path / "d"), _ansible_check_mode=True))
-    assert res["failed"] is False and res["rc"] is None and res["cmd"][-1] == "Hello tell me about huawei"
+    assert res["failed"] is False and res["rc"] is None and res["command"][-1] == "Hello tell me about huawei"
     assert not (tmp_path / "d" / "argv.txt").exists()
     assert os.path.exists(tmp_path / "d" / "engine" / "config.json")
