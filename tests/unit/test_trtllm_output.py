@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """run.py output and engine config.json parsing on captured output forms."""
 
 import json

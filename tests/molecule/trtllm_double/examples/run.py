@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """TEST DOUBLE of TensorRT-LLM examples/run.py (0.7.1, 0.9.0, 1.2; see ../README.md).
 
 Options from the recorded table of the installed version; the world-size assert; the device each

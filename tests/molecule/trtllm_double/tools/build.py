@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """TEST DOUBLE of examples/<family>/build.py of TensorRT-LLM 0.7.1 (see ../README.md).
 
 Options, choices and post-parse asserts come from the recorded table of the family's build.py.

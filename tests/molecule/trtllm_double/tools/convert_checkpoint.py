@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """TEST DOUBLE of the family's convert_checkpoint.py (0.9.0, 1.2; see ../README.md).
 
 Options, choices and post-parse asserts come from the recorded table. Writes CKPT_DIR/config.json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """TEST DOUBLE of trtllm-build (tensorrt_llm.commands.build:main of 0.9.0 and 1.2; see ../README.md).
 
 Options come from the recorded table: 0.9.0 has --max_output_len, --use_custom_all_reduce and the
