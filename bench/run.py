@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Bring-up benchmark of issue #8: ours (ansible-playbook site.yml) against a plain bash floor.
 
 One run does, for every N (default 2, 4, 8, 16 nodes, 2 MPI slots each) and every repeat

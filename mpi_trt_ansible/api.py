@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Run the pipeline from Python through ansible-runner; get typed progress and results.
 
 ``start_pipeline`` starts a run in a thread and returns a :class:`RunHandle`

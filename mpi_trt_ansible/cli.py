@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``python -m mpi_trt_ansible up|status|down``: a thin CLI over the API.
 
 ``ansible-playbook site.yml`` stays the primary entry point; this prints

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Ansible glue for the run report; the report itself is built in module_utils/mtrt_report.py."""
 
 from __future__ import annotations

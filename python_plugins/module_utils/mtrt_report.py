@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Run reports: events in, report dict out; report dict in, Markdown out.
 
 Plain Python (no Ansible imports) shared by the ``run_report`` callback and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The API against the real local docker engine: bring-up, MPI hello, a hello timeout, cancel.
 
 Runs only with ``MTRT_INTEGRATION=1``; the inventory is ``$MTRT_TEST_INVENTORY``

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fault recovery on the real docker engine: break one thing, re-run site.yml, hello passes again.
 
 Runs only with ``MTRT_INTEGRATION=1``. The cluster (``mtrt-faults``: fnode1/fnode2

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The ansible-runner API: events -> typed progress, RunResult, envvars and cancel wiring.
 
 Most tests replace ``ansible_runner.run_async`` with a fake that replays the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Failure attribution: silent ranks -> their node -> its state (docker, ssh) -> its last lines."""
 
 from mpi_trt_ansible import diagnose

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Preflight as a whole (mpi_trt_ansible.preflight.check) and the preflight_check action that builds its view.
 
 The view is what the action reads from a play: the contract values, each host's own inventory values,

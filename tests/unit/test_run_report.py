@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The run report: events -> report dict -> report.json / report.md / console summary.
 
 ``fixtures/run_report/events.json`` holds ansible-runner events recorded from the

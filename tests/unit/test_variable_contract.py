@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The variable contract keeps itself true.
 
 Every cluster_* and role variable that roles, playbooks and scenarios read has a default and an

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Check and time MPI's collectives across every rank (mpi4py, stdlib only).
 
 Run under mpirun. For each of Bcast, Scatter, Gather, Allgather, Reduce and
