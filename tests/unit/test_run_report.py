@@ -779,3 +779,10 @@ def test_keys_a_result_hands_on_to_later_stages_stay_out_of_the_report():
     from mpi_trt_ansible.report.secrets import clean_result
     res = {"mtrt_kind": "preflight", "ok": True, "docker": {"images": [1, 2, 3]}, "mtrt_handoff": ["docker"]}
     assert clean_result(res) == {"mtrt_kind": "preflight", "ok": True}
+
+
+def test_stage_keys_leave_a_trailing_remark_out():
+    from mpi_trt_ansible.report.builder import stage_key_from_name
+    assert stage_key_from_name("Stage 00 - Preflight (validates the inventory, changes nothing)") == "preflight"
+    assert stage_key_from_name("Stage 99 - Summary") == "summary"
+    assert stage_key_from_name("(only a remark)") == "only_a_remark"
