@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from mpi_trt_ansible import api
+from mpi_trt_ansible.report import summary_lines
 
 
 def parse_extravars(items):
@@ -67,8 +68,7 @@ def _status(args):
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        lib = api.report_lib(api.find_project_dir(args.project_dir))
-        print("\n".join(lib.summary_lines(report)))
+        print("\n".join(summary_lines(report)))
     return 0 if report["run"]["status"] == "successful" else 1
 
 

@@ -63,7 +63,7 @@ def docker_state(inspect):
 
 def rows(result, nodes, candidates, inspects=None, logs=None, ssh=None):
     """One row per node that explains the failure: {host, ranks, state, exit_code, oom_killed, words, ssh,
-    ssh_fix, log_tail}.
+    ssh_fix, fix, log_tail}.
 
     ``candidates``: {node: [ranks]} looked at; a node is listed when its ranks never printed, docker says
     it is not simply running, or ssh to it fails. ``inspects``: {node: docker inspect dict or None}
@@ -88,6 +88,8 @@ def rows(result, nodes, candidates, inspects=None, logs=None, ssh=None):
         out.append({"host": node, "ranks": ranks, "state": state, "exit_code": code, "oom_killed": oom,
                     "words": words, "ssh": ssh_words, "ssh_fix": (hop or {}).get("fix") if hop else None,
                     "log_tail": last or list((logs or {}).get(node) or [])[-5:]})
+    for row in out:
+        row["fix"] = _fix(row)
     # A node that is down explains the silence of the others (no rank starts before every daemon is up).
     broken = [r for r in out if r["state"] not in ("running", "reachable", "unknown") or r["oom_killed"]
               or (r["ssh"] and not r["ssh"].startswith("ssh answers"))]
@@ -102,7 +104,7 @@ def sentences(table):
         what = [w for w in (("%s %s" % (row["host"], row["words"])) if row["words"] else "", row["ssh"]) if w]
         if what:
             text += ": " + "; ".join(what)
-        fix = _fix(row)
+        fix = row.get("fix") if "fix" in row else _fix(row)
         if fix:
             text += " (%s)" % fix
         out.append(text)

@@ -125,7 +125,7 @@ def test_host_networking_is_reachable_only_from_the_docker_per_host_play():
     users = sorted(str(p.relative_to(ROOT)) for d in ("roles", "playbooks") for p in (ROOT / d).rglob("*.yml")
                    if "cluster_node_network" in p.read_text())
     assert users == ["playbooks/40_node_containers.yml", "roles/cluster/defaults/main/60-hosts.yml",
-                     "roles/cluster/meta/argument_specs.yml", "roles/hosts_preflight/tasks/main.yml"]
+                     "roles/cluster/meta/contract.yml", "roles/hosts_preflight/tasks/main.yml"]
     plays = yaml.safe_load((ROOT / "playbooks/40_node_containers.yml").read_text())
     using = [p["name"] for p in plays if "cluster_node_network" in json.dumps(p)]
     assert using == ["Stage 40 - Node containers, one per machine (docker_per_host)"]

@@ -119,9 +119,9 @@ def test_hosts_preflight_action_result(run_action):
 
 
 def test_report_shows_the_versions_table_of_the_machines():
-    from ansible.module_utils import mtrt_report
+    from mpi_trt_ansible.report.kinds import RENDERERS
     table = "| host | Open MPI |\n|---|---|\n| gpu01 | 4.1.4 |\n| gpu02 | 5.0.3 |"
-    title, render = mtrt_report.RENDERERS["hosts_preflight"]
+    title, render = RENDERERS["hosts_preflight"]
     md = "\n".join(render({"mode": "hosts", "machines": ["gpu01", "gpu02"], "ok": False, "versions_table": table,
                            "problems": [{"message": "Open MPI differs between hosts: ...", "fix": "Install ..."}]}))
     assert title == "Preflight across hosts"

@@ -215,3 +215,20 @@ def test_the_action_reads_the_play_and_each_host(run_action, monkeypatch):
     result = plugin.run(task_vars=task_vars)
     assert variables(result) == ["mpi_hello_timeout_s (node1)", "cluster_mpi_timeout_s"], result["msg"]
     assert "60 on node1" in result["problems"][1]["message"]
+
+
+def test_a_switch_that_is_auto_or_a_boolean_takes_either_spelling():
+    for value in (True, False, "true", "false", "auto"):
+        v = view()
+        v["values"]["cluster_trtllm_enabled"] = value
+        named = [p["variable"] for p in preflight.check(v)["problems"]]
+        assert "cluster_trtllm_enabled" not in named, value
+
+
+def test_the_trtllm_world_is_checked_here_when_the_stages_will_run():
+    """The stage's own rule (mpi_trt_ansible.trtllm.request_problems), before anything is created."""
+    v = view()
+    v["values"].update(cluster_trtllm_enabled=True, cluster_trtllm_tp_size=2, cluster_trtllm_pp_size=1)
+    problems = preflight.check(v)["problems"]
+    assert [p["variable"] for p in problems][0] == "cluster_trtllm_tp_size x cluster_trtllm_pp_size"
+    assert "4" in problems[0]["fix"]

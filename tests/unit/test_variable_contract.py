@@ -38,7 +38,7 @@ def _defaults(role):
 
 
 def _specs(role):
-    path = ROLES / role / "meta" / "argument_specs.yml"
+    path = ROLES / role / "meta" / ("contract.yml" if role == "cluster" else "argument_specs.yml")
     if not path.exists():
         return {}
     return {name: entry.get("options") or {} for name, entry in (_yaml(path).get("argument_specs") or {}).items()}
@@ -92,7 +92,7 @@ def _reads():
     reads = {}
     for path, text in SOURCES.items():
         for lineno, line in enumerate(text.splitlines(), 1):
-            stripped = line.split("#", 1)[0]
+            stripped = re.sub(r"[&*][a-z0-9_]+", "", line.split("#", 1)[0])  # YAML anchors are no variables
             defined = re.match(r"^([a-z0-9_]+):", stripped)
             for word in WORD.findall(stripped):
                 if defined and defined.group(1) == word and "/defaults/" in path:
