@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-"""Options shared by every project module that launches mpirun."""
+# SPDX-License-Identifier: Apache-2.0
+"""Options and result keys shared by every project module that launches mpirun (module_utils/mtrt_launch.py)."""
 
 from __future__ import annotations
 
@@ -41,4 +42,23 @@ options:
     type: list
     elements: str
     default: []
+  tag_output:
+    description:
+      - Pass C(--tag-output), so every line says which rank printed it; the result then names the ranks that
+        printed nothing (and their hosts) and keeps each rank's last lines. The parsed stdout is untagged.
+    type: bool
+    default: true
+notes:
+  - The launch goes through the project's one launcher (module_utils/mtrt_launch.py). Besides its own keys,
+    every result carries the launch keys C(mtrt_kind), C(command) (the mpirun argv), C(rc) (null when it timed
+    out or did not run), C(timed_out), C(duration_s), C(np), C(expected_placement) (rank to host under Open MPI's
+    by-slot mapping), C(ranks_seen) and C(ranks_silent) (ranks that printed something, or nothing),
+    C(rank_tails) (each rank's last lines), C(left_running) (pids that survived the kill; normally empty),
+    C(explained) (known raw errors with C(raw), C(cause) and C(fix)), C(problems), C(stdout_tail) and
+    C(stderr_tail).
+  - At O(timeout_s) the whole process tree of the launch is killed (its process group, its session and every
+    descendant, the ssh clients of remote daemons included), and the failure message says which ranks had
+    printed and which never did, on which host.
+  - Supports check mode, in which it reports the command it would run, starts nothing, and returns
+    C(rc=null) with C(failed=false).
 """

@@ -1,11 +1,14 @@
 # -*- coding: utf-8 -*-
-"""Parsers for GPU preflight: nvidia-smi, the rank -> device probe, NCCL all-reduce.
+# SPDX-License-Identifier: Apache-2.0
+"""Parsers and verdicts for the GPU check: nvidia-smi, the rank -> device probe, NCCL all-reduce.
 
 Plain Python (no I/O). Inputs are the texts the tools print:
 ``nvidia-smi --query-gpu=index,uuid,name,memory.total,pci.bus_id
 --format=csv,noheader,nounits``, ``nvidia-smi topo -m``, ``nvidia-smi nvlink -s``,
-and the JSON lines of roles/gpu_preflight/files/mtrt_rank_device.py and
-mtrt_nccl_allreduce.py (with NCCL_DEBUG=INFO lines mixed in).
+and the JSON lines of roles/gpu_check/files/mtrt_rank_device.py and
+mtrt_nccl_allreduce.py (with NCCL_DEBUG=INFO lines mixed in). Raw NCCL/CUDA/docker messages
+are explained by module_utils/mtrt_explain.py (the one table for every stage); the inventory's
+GPU layout rule is preflight's (mpi_trt_ansible/preflight/gpus.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ QUERY_GPU_ARGS = ["--query-gpu=index,uuid,name,memory.total,pci.bus_id",
 RANK_DEVICE_MARKER = "MTRT-RANK-DEVICE "
 RANK_DEVICE_RANK_MARKER = "MTRT-RANK-DEVICE-RANK "
 NCCL_MARKER = "MTRT-NCCL-ALLREDUCE "
+NCCL_ERROR_MARKER = "MTRT-NCCL-ALLREDUCE-ERROR "
 NVLINK_GBPS = {"H100": 450.0, "H200": 450.0, "H800": 200.0, "A100": 300.0, "A800": 200.0,
                "B200": 900.0, "GB200": 900.0}
 
@@ -162,7 +166,9 @@ def nvlink_limit_gbps(gpu_name):
 def parse_rank_device(text, expected_world=None):
     """Probe output -> {world_size, ranks, problems, warnings}.
 
-    Accepts rank 0's gathered line or one line per rank (no mpi4py).
+    Accepts rank 0's gathered line or one line per rank (no mpi4py). Ranks that
+    would share one GPU are a problem: NCCL refuses them ("Duplicate GPU
+    detected") and TensorRT-LLM runs one rank per GPU.
     """
     docs = find_marked_json(text, RANK_DEVICE_MARKER)
     if docs:
@@ -190,14 +196,51 @@ def parse_rank_device(text, expected_world=None):
     for r in ranks:
         if not r["exists"]:
             problems.append(missing_device_message(r))
-    warnings = []
+    problems += shared_gpu_messages(ranks)
+    return {"world_size": len(ranks), "ranks": ranks, "problems": problems, "warnings": []}
+
+
+def _physical_gpu(r):
+    """What identifies the GPU a rank uses: its UUID, else (host, index behind CUDA_VISIBLE_DEVICES)."""
+    if r.get("device_uuid"):
+        return ("uuid", r["device_uuid"])
+    index = r["device"]
+    cvd = [d.strip() for d in str(r.get("cuda_visible_devices") or "").split(",") if d.strip()]
+    if r.get("cuda_visible_devices") is not None and isinstance(index, int) and 0 <= index < len(cvd):
+        index = cvd[index]
+    return ("host", r["host"], index)
+
+
+def shared_gpu_messages(ranks):
+    """One problem per GPU that more than one rank would use (ranks whose GPU exists)."""
     users = {}
     for r in ranks:
-        users.setdefault((r["host"], r["device"]), []).append(r["rank"])
-    for (host, device), who in sorted(users.items()):
-        if len(who) > 1:
-            warnings.append("ranks %s share GPU %s on %s" % (", ".join(map(str, who)), device, host))
-    return {"world_size": len(ranks), "ranks": ranks, "problems": problems, "warnings": warnings}
+        if r.get("exists"):
+            users.setdefault(_physical_gpu(r), []).append(r)
+    out = []
+    for key, who in sorted(users.items(), key=lambda kv: kv[1][0]["rank"]):
+        if len(who) < 2:
+            continue
+        names = ", ".join(str(r["rank"]) for r in who)
+        hosts = sorted({r["host"] for r in who})
+        gpu, uuid = (who[0]["device"], "%s; " % key[1]) if key[0] == "uuid" else (key[2], "")
+        if len(hosts) > 1:
+            out.append("Ranks %s share GPU %s across nodes %s (one physical GPU pinned to several "
+                       "containers); NCCL refuses two ranks on one GPU ('Duplicate GPU detected') and "
+                       "TensorRT-LLM needs one rank per GPU: give each node its own GPUs (node_gpus)"
+                       % (", ".join("%s (%s)" % (r["rank"], r["host"]) for r in who), key[1], ", ".join(hosts)))
+            continue
+        host, first = hosts[0], who[0]
+        count = first.get("visible_count") or 0
+        per_node = first.get("gpus_per_node")
+        fix = ("set node_slots on %s to %d (the GPUs it has: node_slots <= GPUs on that node) or give %s "
+               "%d GPUs (node_gpus)" % (host, count, host, sum(1 for r in ranks if r["host"] == host)))
+        if isinstance(per_node, int) and 0 < per_node < count:
+            fix += ", or raise gpus_per_node from %d to %d (cluster_trtllm_gpus_per_node)" % (per_node, count)
+        out.append("Ranks %s on %s share GPU %s (%srank %% gpus_per_node %s; %s has %d GPU%s); NCCL refuses "
+                   "two ranks on one GPU ('Duplicate GPU detected') and TensorRT-LLM needs one rank per "
+                   "GPU: %s" % (names, host, gpu, uuid, per_node, host, count, "" if count == 1 else "s", fix))
+    return out
 
 
 def missing_device_message(r):
@@ -206,8 +249,8 @@ def missing_device_message(r):
     cvd = r.get("cuda_visible_devices")
     seen = "CUDA_VISIBLE_DEVICES=%s" % cvd if cvd is not None else "CUDA_VISIBLE_DEVICES unset"
     has = "has %d GPU%s" % (count, "" if count == 1 else "s") if count else "has no GPU visible"
-    fix = ("set gpus_per_node to %d (cluster_gpus_per_node) or lower node_slots on %s to %d, so no rank "
-           "asks for a GPU the node lacks" % (count, r["host"], count) if count else
+    fix = ("set gpus_per_node to %d (cluster_trtllm_gpus_per_node) or lower node_slots on %s to %d, so no "
+           "rank asks for a GPU the node lacks" % (count, r["host"], count) if count else
            "give %s GPUs (node_gpus in the inventory; nvidia-container-toolkit on the docker host)"
            % r["host"])
     why = "; probe error: %s" % r["error"] if r.get("error") else ""
@@ -231,43 +274,85 @@ def parse_nccl_transport(text):
             "nvls_channels": max(nvls) if nvls else None, "nodes": max(nodes) if nodes else None}
 
 
+def parse_rank_errors(text):
+    """Per-rank failures the all-reduce script printed -> ['rank 1 (vm, cuda:1): Error: ...']."""
+    out = []
+    for doc in find_marked_json(text, NCCL_ERROR_MARKER):
+        out.append("rank %s (%s%s): %s" % (doc.get("rank"), doc.get("host"),
+                                           ", %s" % doc["device"] if doc.get("device") else "",
+                                           doc.get("error") or "unknown error"))
+    return out
+
+
 def parse_nccl_allreduce(text, expected_world=None):
-    """Script output (NCCL log mixed in) -> {world_size, rows, largest, transport, problems, ...}."""
+    """Script output (NCCL log mixed in) -> {world_size, nothing_to_measure, rows, largest, transport, ...}.
+
+    Reads format 1 (the first script: host clock, fixed iterations) and 2 (CUDA
+    events, scaled iterations, ``method``; one rank: ``nothing_to_measure``).
+    """
     doc = single_document(text, NCCL_MARKER, expected_world)
     rows = doc.get("rows")
-    if not isinstance(rows, list) or not rows:
+    nothing = doc.get("nothing_to_measure") is True or (doc.get("world_size") == 1 and rows == [])
+    if nothing:
+        if doc.get("world_size") != 1:
+            raise OutputError("the all-reduce document says nothing to measure with world size %r"
+                              % doc.get("world_size"))
+        rows = []
+    elif not isinstance(rows, list) or not rows:
         raise OutputError("the all-reduce document has no rows")
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not all(
-                isinstance(row.get(k), (int, float)) for k in ("size_bytes", "time_us", "busbw_gbps")):
+                isinstance(row.get(k), (int, float)) and not isinstance(row.get(k), bool)
+                for k in ("size_bytes", "time_us", "busbw_gbps")):
             raise OutputError("all-reduce row %d lacks size_bytes/time_us/busbw_gbps: %.160r" % (i, row))
-    largest = max(rows, key=lambda r: r["size_bytes"])
+    largest = {}
+    if rows:
+        big = max(rows, key=lambda r: r["size_bytes"])
+        largest = {"size_bytes": big["size_bytes"], "busbw_gbps": big["busbw_gbps"],
+                   "algbw_gbps": big.get("algbw_gbps")}
     problems = ["all_reduce at %s: ranks %s got a wrong sum" % (human_bytes(r["size_bytes"]), r.get("bad_ranks"))
                 for r in rows if r.get("correct") is not True]
     return {
-        "world_size": doc.get("world_size"), "backend": doc.get("backend"), "torch": doc.get("torch"),
+        "world_size": doc.get("world_size"), "nothing_to_measure": nothing,
+        "reason": doc.get("reason") or "", "backend": doc.get("backend"), "torch": doc.get("torch"),
         "nccl": doc.get("nccl"), "ranks": doc.get("ranks") or [], "env": doc.get("env") or {},
-        "rows": rows, "largest": {"size_bytes": largest["size_bytes"], "busbw_gbps": largest["busbw_gbps"],
-                                  "algbw_gbps": largest.get("algbw_gbps")},
-        "transport": parse_nccl_transport(text), "problems": problems,
+        "method": doc.get("method") or {"timer": "host_clock", "format": doc.get("version")},
+        "rows": rows, "largest": largest, "transport": parse_nccl_transport(text), "problems": problems,
     }
 
 
 def judge_allreduce(parsed, link_gbps=None, nvlink_expected=False, min_busbw_gbps=0.0):
-    """(verdict sentence, problems) for a parsed all-reduce result."""
+    """(verdict sentence, problems, findings) for a parsed all-reduce result.
+
+    The NVLink limit ``link_gbps`` is named only when ``nvlink_expected`` (the
+    node has two or more GPUs joined by NVLink) and NCCL saw a single node.
+    """
+    findings = []
+    if parsed.get("nothing_to_measure"):
+        verdict = ("all_reduce over 1 rank: nothing to measure (an all-reduce over a single rank moves no "
+                   "data); give the run 2 or more ranks, one per GPU, to measure NCCL bandwidth.")
+        if min_busbw_gbps:
+            findings.append("the busbw floor of %.1f GB/s (gpu_check_min_busbw_gbps) was not checked: one "
+                            "rank has no bandwidth to measure" % min_busbw_gbps)
+        return verdict, [], findings
     big = parsed["largest"]
-    kinds = parsed["transport"]["transports"]
-    via = "/".join(kinds) or "an unknown transport (set NCCL_DEBUG=INFO)"
+    transport = parsed["transport"]
+    kinds = transport["transports"]
+    if parsed.get("backend") == "gloo":
+        via = "gloo (CPU, no NCCL)"
+    else:
+        via = "/".join(kinds) or "an unknown transport (set NCCL_DEBUG=INFO)"
     verdict = "all_reduce over %s ranks: %.1f GB/s busbw at %s via %s" % (
         parsed["world_size"], big["busbw_gbps"], human_bytes(big["size_bytes"]), via)
-    if link_gbps:
+    one_node = transport.get("nodes") in (None, 1)
+    if link_gbps and nvlink_expected and one_node:
         verdict += " (%d%% of the %.0f GB/s NVLink limit per direction)" % (
             round(100.0 * big["busbw_gbps"] / link_gbps), link_gbps)
     problems = []
-    if nvlink_expected and kinds and not {"P2P", "NVLS"} & set(kinds):
+    if nvlink_expected and one_node and kinds and not {"P2P", "NVLS"} & set(kinds):
         verdict += ("; NVLink not used: NCCL went through %s, as when ranks sit in separate containers "
                     "on one host or peer access is off (expect ~9 GB/s instead of ~370)" % via)
     if min_busbw_gbps and big["busbw_gbps"] < min_busbw_gbps:
-        problems.append("busbw %.1f GB/s at %s is under the %.1f GB/s floor (gpu_preflight_min_busbw_gbps)"
+        problems.append("busbw %.1f GB/s at %s is under the %.1f GB/s floor (gpu_check_min_busbw_gbps)"
                         % (big["busbw_gbps"], human_bytes(big["size_bytes"]), min_busbw_gbps))
-    return verdict + ".", problems
+    return verdict + ".", problems, findings

@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Check GPUs across MPI ranks: rank -> device mapping, NCCL all-reduce bandwidth."""
 
 from __future__ import annotations
@@ -10,10 +11,16 @@ short_description: Run a GPU probe under mpirun (rank -> device mapping, or NCCL
 description:
   - O(check=rank_device) runs C(mtrt_rank_device.py) under the same mpirun settings as inference; every rank
     reports the device it will use (C(rank % gpus_per_node)) and whether it exists. Fails with one sentence per
-    rank that would hit "invalid device ordinal", naming the rank, host, GPU and the setting to change.
-  - O(check=nccl_allreduce) runs C(mtrt_nccl_allreduce.py) (PyTorch distributed, NCCL, one rank per GPU) and
-    returns algbw/busbw per size like nccl-tests, the NCCL transport (P2P, SHM, NET, NVLS, from
-    C(NCCL_DEBUG=INFO)) and a verdict against the NVLink limit.
+    rank that would hit "invalid device ordinal", and one per GPU that two or more ranks would share (NCCL's
+    "Duplicate GPU detected"), naming the ranks, host, GPU and the setting to change.
+  - O(check=nccl_allreduce) runs C(mtrt_nccl_allreduce.py) (PyTorch distributed, NCCL, one rank per GPU) the way
+    nccl-tests' all_reduce_perf measures (in place, warm-up, iterations scaled per size, CUDA events on the
+    stream of the collectives, busbw = algbw * 2(n-1)/n) and returns algbw/busbw per size, the NCCL transport
+    (P2P, SHM, NET, NVLS, from C(NCCL_DEBUG=INFO)) and a verdict. The verdict names the NVLink limit only when
+    O(nvlink_expected) and NCCL saw one node; a world of one rank is reported as nothing to measure.
+  - Known raw NCCL/CUDA/docker messages in the output (e.g. C(Duplicate GPU detected), C(invalid device
+    ordinal), C(posix_fallocate failed)) are returned in RV(explained) with their cause and fix, and the first
+    of them is put in the failure message.
   - Bounded by O(timeout_s); the process group is killed on expiry. Never changes anything.
   - C(NCCL_NVLS_ENABLE=0) is exported unless O(env) sets it.
 author: mpi-trt-ansible
@@ -50,13 +57,27 @@ options:
     type: int
     default: 1073741824
   iterations:
-    description: Timed all-reduce calls per size.
+    description: Fewest timed all-reduce calls per size (nccl-tests' default count).
     type: int
     default: 20
+  max_iterations:
+    description: Most timed all-reduce calls per size.
+    type: int
+    default: 1000
+  target_s:
+    description: Seconds of timed calls each size aims at; the call count per size is scaled to it (within
+      O(iterations) and O(max_iterations)) from the warm-up's timing.
+    type: float
+    default: 0.25
   warmup:
-    description: Untimed all-reduce calls per size.
+    description: Untimed all-reduce calls per size before its timed run.
     type: int
     default: 5
+  backend:
+    description: torch.distributed backend of the all-reduce; C(gloo) runs it on CPU (for tests, no GPU needed).
+    type: str
+    default: nccl
+    choices: [nccl, gloo]
   nccl_debug:
     description: Export C(NCCL_DEBUG=INFO) so the transport can be read from the log.
     type: bool
@@ -66,8 +87,8 @@ options:
     type: float
     default: 0
   nvlink_expected:
-    description: Say so in the verdict when NCCL does not use P2P/NVLS (e.g. the GPUs have NVLink but the ranks
-      sit in separate containers).
+    description: The node has two or more GPUs joined by NVLink. Only then does the verdict name the NVLink limit
+      (percent of it), and say so when NCCL does not use P2P/NVLS (e.g. the ranks sit in separate containers).
     type: bool
     default: false
   timeout_s:
@@ -76,9 +97,6 @@ options:
     default: 300
 extends_documentation_fragment:
   - mtrt_mpirun
-notes:
-  - Supports check mode, in which it reports the command it would run, starts nothing, and returns
-    C(rc=null) with C(failed=false).
 """
 
 EXAMPLES = r"""
@@ -99,8 +117,9 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+# Besides the launch keys every mpirun module returns (see the mtrt_mpirun notes):
 mtrt_kind:
-  description: C(gpu_rank_device) or C(nccl_allreduce).
+  description: C(gpu_rank_device) for O(check=rank_device), C(nccl_allreduce) for O(check=nccl_allreduce); lets the run report file this result.
   returned: always
   type: str
 ranks:
@@ -110,8 +129,9 @@ ranks:
   type: list
   elements: dict
 results:
-  description: All-reduce rows (size_bytes, count, dtype, iters, time_us, algbw_gbps, busbw_gbps, correct);
-    empty for rank_device.
+  description: All-reduce rows (size_bytes, count, dtype, warmup_iters, iters, time_us (mean over the ranks),
+    time_us_max, host_time_us, algbw_gbps, busbw_gbps, correct, bad_ranks); empty for rank_device and for a
+    world of one rank.
   returned: always
   type: list
   elements: dict
@@ -126,9 +146,31 @@ transport:
   type: dict
   sample: {transports: [P2P], channels: {P2P/CUMEM: 48}, nvls_channels: 0, nodes: 1}
 verdict:
-  description: One sentence on the bandwidth and the link class (empty for rank_device).
+  description: One sentence on the bandwidth and the link class (empty for rank_device); for one rank it says
+    there is nothing to measure.
   returned: always
   type: str
+nothing_to_measure:
+  description: The all-reduce ran on one rank, so no bandwidth was measured (false for rank_device).
+  returned: always
+  type: bool
+method:
+  description: How the all-reduce was timed (timer, stream, in_place, dtype, op, warmup_iters, min_iters,
+    max_iters, target_s, rank_time); empty for rank_device.
+  returned: always
+  type: dict
+  sample: {timer: cuda_events, stream: dedicated, in_place: true, dtype: float32, op: sum, warmup_iters: 5,
+           min_iters: 20, max_iters: 1000, target_s: 0.25, rank_time: mean, windows: 1024}
+explained:
+  description: Known raw NCCL/CUDA/docker lines found in the output, each with its cause and fix
+    (raw, cause, fix); empty when none.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{raw: "vm:1003:1003 [1] NCCL WARN Duplicate GPU detected : rank 1 and rank 0 both on CUDA device 1a000",
+            cause: "ranks 1 and 0 run on the same GPU (bus id 1a000); NCCL needs one rank per GPU",
+            fix: "keep node_slots <= the GPUs of each node (lower node_slots, or pin more GPUs with node_gpus);
+                  the rank -> GPU check names the host"}]
 versions:
   description: torch and NCCL versions the probe ran with (empty for rank_device).
   returned: always
@@ -137,56 +179,21 @@ world_size:
   description: Ranks that reported.
   returned: always
   type: int
-problems:
-  description: Every way the check fell short, one sentence each.
-  returned: always
-  type: list
-  elements: str
 findings:
-  description: Findings that do not fail the check (e.g. two ranks sharing one GPU); also shown as warnings.
+  description: Findings that do not fail the check (e.g. a busbw floor that one rank cannot check); also shown
+    as warnings.
   returned: always
   type: list
-  elements: str
-command:
-  description: The mpirun argv.
-  returned: always
-  type: list
-rc:
-  description: mpirun's exit status (null when it timed out or did not run, as in check mode).
-  returned: always
-  type: int
-timed_out:
-  description: Whether the launch was killed at O(timeout_s).
-  returned: always
-  type: bool
-duration_s:
-  description: Seconds the launch took.
-  returned: always
-  type: float
-stdout_tail:
-  description: Last lines of standard output (JSON and NCCL INFO lines excluded).
-  returned: always
-  type: str
-stderr_tail:
-  description: Last lines of standard error.
-  returned: always
-  type: str
-"""
-
-import os
-import shutil
+  elements: str"""
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.mtrt_collectives import OutputError
+from ansible.module_utils import mtrt_launch
 from ansible.module_utils.mtrt_gpu import (
-    judge_allreduce, nvlink_limit_gbps, parse_nccl_allreduce, parse_rank_device)
-from ansible.module_utils.mtrt_mpi import (
-    expected_placement, module_hosts, mpirun_argument_spec, mpirun_argv)
-from ansible.module_utils.mtrt_proc import run_bounded, tail
+    judge_allreduce, nvlink_limit_gbps, parse_nccl_allreduce, parse_rank_device, parse_rank_errors)
+from ansible.module_utils.mtrt_proc import tail
 
 KINDS = {"rank_device": "gpu_rank_device", "nccl_allreduce": "nccl_allreduce"}
-
-
+NOISE = ("MTRT-", "NCCL INFO")
 
 
 def script_command(p, hosts):
@@ -194,8 +201,9 @@ def script_command(p, hosts):
     if p["check"] == "nccl_allreduce":
         command += ["--master-addr", p["master_addr"] or hosts[0][0], "--master-port", str(p["master_port"]),
                     "--min-bytes", str(p["min_bytes"]), "--max-bytes", str(p["max_bytes"]),
-                    "--iters", str(p["iterations"]), "--warmup", str(p["warmup"]),
-                    "--timeout-s", str(p["timeout_s"])]
+                    "--iters", str(p["iterations"]), "--max-iters", str(p["max_iterations"]),
+                    "--target-s", str(p["target_s"]), "--warmup", str(p["warmup"]),
+                    "--timeout-s", str(p["timeout_s"]), "--backend", p["backend"]]
     return command
 
 
@@ -206,19 +214,24 @@ def judge(p, run, np, result):
         parsed = parse_rank_device(run["stdout"], expected_world=np)
         result.update(ranks=parsed["ranks"], world_size=parsed["world_size"], findings=parsed["warnings"])
         return parsed["problems"]
-    parsed = parse_nccl_allreduce(text, expected_world=np)
+    try:
+        parsed = parse_nccl_allreduce(text, expected_world=np)
+    except ValueError as exc:  # no result line: say which ranks reported a failure, and what
+        raise ValueError("; ".join([str(exc)] + parse_rank_errors(run["stdout"])[:4])) from exc
     names = [r.get("device_name") for r in parsed["ranks"] if isinstance(r, dict)]
-    verdict, problems = judge_allreduce(parsed, nvlink_limit_gbps(names[0] if names else ""),
-                                        p["nvlink_expected"], p["min_busbw_gbps"])
+    verdict, problems, findings = judge_allreduce(parsed, nvlink_limit_gbps(names[0] if names else ""),
+                                                  p["nvlink_expected"], p["min_busbw_gbps"])
     result.update(ranks=parsed["ranks"], world_size=parsed["world_size"], results=parsed["rows"],
                   largest=parsed["largest"], transport=parsed["transport"], verdict=verdict,
-                  versions={"torch": parsed["torch"], "nccl": parsed["nccl"]})
+                  nothing_to_measure=parsed["nothing_to_measure"], method=parsed["method"],
+                  findings=findings, versions={"torch": parsed["torch"], "nccl": parsed["nccl"]})
     return parsed["problems"] + problems
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(mpirun_argument_spec(timeout_s=300),
+        argument_spec=mtrt_launch.argument_spec(
+            timeout_s=300,
             check=dict(type="str", required=True, choices=sorted(KINDS)),
             script=dict(type="path", required=True),
             gpus_per_node=dict(type="int", default=0),
@@ -231,62 +244,41 @@ def main():
             nccl_debug=dict(type="bool", default=True),
             min_busbw_gbps=dict(type="float", default=0.0),
             nvlink_expected=dict(type="bool", default=False),
-        ),
+            backend=dict(type="str", default="nccl", choices=["nccl", "gloo"]),
+            max_iterations=dict(type="int", default=1000),
+            target_s=dict(type="float", default=0.25)),
         required_one_of=[("hostfile", "hosts")],
         supports_check_mode=True,
     )
     p = module.params
     kind = KINDS[p["check"]]
-    hosts = module_hosts(module, kind)
-    slots = sum(s for _, s in hosts)
-    np = p["np"] or slots
     env = {"NCCL_NVLS_ENABLE": "0"}
     if p["check"] == "nccl_allreduce" and p["nccl_debug"]:
         env["NCCL_DEBUG"] = "INFO"
     env.update(p["env"])
-    mpirun = shutil.which(p["mpirun"]) or p["mpirun"]
-    argv = mpirun_argv(script_command(p, hosts or [("127.0.0.1", 1)]), np, hostfile=p["hostfile"],
-                       hosts=None if p["hostfile"] else hosts, mca=p["mca"], env_names=sorted(env),
-                       extra_args=p["extra_args"], mpirun=mpirun)
-    result = dict(mtrt_kind=kind, changed=False, command=argv, rc=None, timed_out=False, duration_s=0.0,
-                  world_size=0, ranks=[], results=[], largest={}, transport={}, verdict="", versions={},
-                  problems=[], findings=[], stdout_tail="", stderr_tail="")
-
-    if not hosts or expected_placement(hosts, np) is None:
-        msg = "np=%d ranks requested but the hosts give %d slots (%s): lower np or raise node_slots" % (
-            np, slots, ", ".join("%s:%d" % h for h in hosts) or "none")
-        module.fail_json(msg=msg, **dict(result, problems=[msg]))
-    if not os.path.exists(mpirun):
-        module.fail_json(msg="mpirun not found on the launcher (%s): install Open MPI in the node image"
-                         % p["mpirun"], **result)
-    if module.check_mode:
-        # rc stays null (nothing ran); say failed=false, or Ansible reads a non-zero rc as a failure.
-        module.exit_json(skipped_reason="check mode: mpirun not started", failed=False, **result)
-
-    run = run_bounded(argv, p["timeout_s"], env=env)
-    noise = ("MTRT-", "NCCL INFO")
-    result.update(rc=run["rc"], timed_out=run["timed_out"], duration_s=run["duration_s"],
-                  stdout_tail=tail("\n".join(line for line in run["stdout"].splitlines()
-                                             if not any(n in line for n in noise))),
-                  stderr_tail=tail(run["stderr"]))
-    if run["timed_out"]:
-        module.fail_json(msg="%s timed out after %ds and was killed (np=%d); output tail: %s"
-                             % (p["check"], p["timeout_s"], np,
-                                tail(run["stdout"] + run["stderr"], 8) or "(empty)"), **result)
     try:
-        problems = judge(p, run, np, result)
-    except OutputError as exc:
-        module.fail_json(msg="%s: %s; mpirun exited with %s. stderr tail: %s" % (
-            p["check"], exc, run["rc"], tail(run["stderr"], 8) or "(empty)"), **dict(result, problems=[str(exc)]))
-    result["problems"] = problems
-    for finding in result["findings"]:
-        module.warn(finding)
-    if problems:
-        module.fail_json(msg="; ".join(problems[:4]), **result)
-    if run["rc"] != 0:
-        module.fail_json(msg="%s: every rank passed but mpirun exited with %s. stderr tail: %s"
-                             % (p["check"], run["rc"], tail(run["stderr"], 8) or "(empty)"), **result)
-    module.exit_json(**result)
+        hosts = mtrt_launch.hosts_of(p)
+    except mtrt_launch.LaunchError:
+        hosts = [("127.0.0.1", 1)]  # run_module reports the bad hostfile
+
+    def check(launch):
+        if p["iterations"] < 1 or p["max_iterations"] < p["iterations"] or p["warmup"] < 1 or p["target_s"] <= 0:
+            return ["need 1 <= iterations (%d) <= max_iterations (%d), warmup >= 1 (%d) and target_s > 0 (%s)"
+                    % (p["iterations"], p["max_iterations"], p["warmup"], p["target_s"])]
+        return []
+
+    def run_judge(run, launch, result):
+        result["stdout_tail"] = tail("\n".join(line for line in run["stdout"].splitlines()
+                                               if not any(n in line for n in NOISE)))
+        problems = judge(p, run, launch.np, result)
+        for finding in result["findings"]:
+            module.warn(finding)
+        return problems
+
+    mtrt_launch.run_module(module, kind, script_command(p, hosts), run_judge, env=env, check=check,
+                           bound_name="cluster_mpi_timeout_s",
+                           defaults=dict(world_size=0, ranks=[], results=[], largest={}, transport={}, verdict="",
+                                         versions={}, nothing_to_measure=False, method={}, findings=[]))
 
 
 if __name__ == "__main__":

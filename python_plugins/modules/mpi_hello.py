@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Run an MPI hello-world across the cluster and account for every rank."""
 
 from __future__ import annotations
@@ -30,9 +31,6 @@ options:
     default: true
 extends_documentation_fragment:
   - mtrt_mpirun
-notes:
-  - Supports check mode, in which it reports the command it would run, starts nothing, and returns
-    C(rc=null) with C(failed=false).
 """
 
 EXAMPLES = r"""
@@ -46,28 +44,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+# Besides the launch keys every mpirun module returns (see the mtrt_mpirun notes):
 mtrt_kind:
   description: Always C(mpi_hello); lets the run report file this result.
   returned: always
   type: str
-  sample: mpi_hello
-command:
-  description: The mpirun argv.
-  returned: always
-  type: list
-  sample: [/usr/bin/mpirun, --allow-run-as-root, --hostfile, /etc/mtrt/cluster/hostfile, -np, "4", python3, hello.py]
-rc:
-  description: mpirun's exit status (null when it timed out or did not run, as in check mode).
-  returned: always
-  type: int
-timed_out:
-  description: Whether the launch ran past O(timeout_s) and was killed.
-  returned: always
-  type: bool
-duration_s:
-  description: Seconds the launch took.
-  returned: always
-  type: float
 world_size:
   description: Number of distinct ranks that answered.
   returned: always
@@ -89,104 +70,40 @@ ranks_per_host:
   returned: always
   type: dict
   sample: {node1: 2, node2: 2}
-expected_placement:
-  description: Rank (as string) to the host Open MPI's by-slot mapping puts it on.
-  returned: always
-  type: dict
 missing_ranks:
   description: Ranks that were launched but never answered.
   returned: always
   type: list
-  elements: int
-problems:
-  description: Every way the run fell short, one sentence each; empty when it passed.
-  returned: always
-  type: list
-  elements: str
-stdout_tail:
-  description: Last lines of mpirun's standard output.
-  returned: always
-  type: str
-stderr_tail:
-  description: Last lines of mpirun's standard error.
-  returned: always
-  type: str
-"""
-
-import os
-import shutil
-import socket
+  elements: int"""
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.mpi_output import parse_hello
-from ansible.module_utils.mtrt_mpi import (
-    expected_placement, module_hosts, mpirun_argument_spec, mpirun_argv)
-from ansible.module_utils.mtrt_proc import run_bounded, tail
+from ansible.module_utils import mtrt_launch
 
-
+KIND = "mpi_hello"
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(mpirun_argument_spec(timeout_s=120),
+        argument_spec=mtrt_launch.argument_spec(
+            timeout_s=120,
             script=dict(type="path", required=True),
-            check_placement=dict(type="bool", default=True),
-        ),
+            check_placement=dict(type="bool", default=True)),
         required_one_of=[("hostfile", "hosts")],
         supports_check_mode=True,
     )
     params = module.params
-    hosts = module_hosts(module, "mpi_hello")
-    slots = sum(s for _, s in hosts)
-    np = params["np"] or slots
-    placement = expected_placement(hosts, np)
-    if placement:
-        # "localhost" in a hostfile is the launcher itself, which ranks report by its real name.
-        me = socket.gethostname()
-        placement = {r: me if h in ("localhost", "127.0.0.1") else h for r, h in placement.items()}
-    mpirun = shutil.which(params["mpirun"]) or params["mpirun"]
-    argv = mpirun_argv(
-        [params["python"], params["script"]], np,
-        hostfile=params["hostfile"], hosts=None if params["hostfile"] else hosts,
-        mca=params["mca"], env_names=sorted(params["env"]), extra_args=params["extra_args"],
-        mpirun=mpirun)
-    result = dict(
-        mtrt_kind="mpi_hello", changed=False, command=argv, rc=None, timed_out=False,
-        duration_s=0.0, world_size=0, expected_world_size=np, ranks=[], ranks_per_host={},
-        expected_placement={str(k): v for k, v in (placement or {}).items()},
-        missing_ranks=[], problems=[], stdout_tail="", stderr_tail="")
 
-    if placement is None:
-        result["problems"] = ["np=%d ranks requested but the hosts give %d slots (%s)" % (
-            np, slots, ", ".join("%s:%d" % h for h in hosts))]
-        module.fail_json(msg=result["problems"][0] + ": lower np or raise node_slots", **result)
-    if not os.path.exists(mpirun):
-        module.fail_json(msg="mpirun not found on the launcher (%s): install Open MPI in the node image"
-                         % params["mpirun"], **result)
-    if module.check_mode:
-        # rc stays null (nothing ran); say failed=false, or Ansible reads a non-zero rc as a failure.
-        module.exit_json(skipped_reason="check mode: mpirun not started", failed=False, **result)
+    def judge(run, launch, result):
+        placement = launch.placement if params["check_placement"] else None
+        parsed = parse_hello(run["stdout"], launch.np, placement)
+        result.update(parsed)
+        return parsed["problems"]
 
-    run = run_bounded(argv, params["timeout_s"], env=params["env"] or None)
-    parsed = parse_hello(run["stdout"], np, placement if params["check_placement"] else None)
-    result.update(parsed)
-    result.update(rc=run["rc"], timed_out=run["timed_out"], duration_s=run["duration_s"],
-                  stdout_tail=tail(run["stdout"]), stderr_tail=tail(run["stderr"]))
-
-    if run["timed_out"]:
-        answered = ", ".join("%d@%s" % (r["rank"], r["host"]) for r in parsed["ranks"]) or "none"
-        module.fail_json(msg="mpirun timed out after %ds and was killed (hostfile %s, np=%d); ranks that "
-                             "answered: %s; %s" % (params["timeout_s"], params["hostfile"] or "--host", np,
-                                                 answered, "; ".join(parsed["problems"]) or "no problems parsed"),
-                         **result)
-    if run["rc"] != 0 or parsed["problems"]:
-        reasons = parsed["problems"] or ["mpirun exited with %s" % run["rc"]]
-        if run["rc"] != 0 and parsed["problems"]:
-            reasons.append("mpirun exited with %s" % run["rc"])
-        module.fail_json(msg="MPI hello failed: %s. stderr tail: %s" % ("; ".join(reasons),
-                                                                       tail(run["stderr"], 8) or "(empty)"),
-                         **result)
-    module.exit_json(**result)
+    mtrt_launch.run_module(module, KIND, [params["python"], params["script"]], judge,
+                           bound_name="cluster_mpi_timeout_s",
+                           defaults=dict(world_size=0, expected_world_size=params["np"] or 0, ranks=[],
+                                         ranks_per_host={}, missing_ranks=[]))
 
 
 if __name__ == "__main__":

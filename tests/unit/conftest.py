@@ -16,18 +16,10 @@ PLUGINS = ROOT / "python_plugins"
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
 
 
-def _register_module_utils():
-    for path in sorted((PLUGINS / "module_utils").glob("*.py")):
-        name = "ansible.module_utils." + path.stem
-        if name in sys.modules:
-            continue
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-
-
-_register_module_utils()
+# ansible.module_utils.<name> resolves to python_plugins/module_utils/<name>.py, as in the
+# modules Ansible ships (imports between them work in any order).
+if str(PLUGINS / "module_utils") not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(str(PLUGINS / "module_utils"))
 for sub in ("modules", "callback", "filter"):
     path = str(PLUGINS / sub)
     if path not in sys.path:

@@ -10,11 +10,11 @@ import subprocess
 import pytest
 from ansible.module_utils.mtrt_collectives import parse_collectives
 from ansible.module_utils.mtrt_gpu import parse_rank_device
-from ansible.module_utils.mtrt_mpi import mpirun_argv
+from ansible.module_utils import mtrt_launch
 from conftest import ROOT
 
 COLLECTIVES = str(ROOT / "roles/mpi_collectives/files/mtrt_collectives.py")
-RANK_DEVICE = str(ROOT / "roles/gpu_preflight/files/mtrt_rank_device.py")
+RANK_DEVICE = str(ROOT / "roles/gpu_check/files/mtrt_rank_device.py")
 PYTHON = os.environ.get("MTRT_TEST_MPI_PYTHON", "/usr/bin/python3")
 
 
@@ -29,9 +29,10 @@ pytestmark = pytest.mark.skipif(not _has_mpi(), reason="needs mpirun and %s with
 
 
 def mpirun(script, np, *args, env=None):
-    argv = mpirun_argv([PYTHON, script] + list(args), np, env_names=sorted(env or {}),
-                       extra_args=["--oversubscribe", "--mca", "btl", "self,vader,tcp"])
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120,
+    launch = mtrt_launch.Launch({"hosts": ["localhost:%d" % np], "np": np, "env": env or {}, "tag_output": False,
+                                 "extra_args": ["--oversubscribe", "--mca", "btl", "self,vader,tcp"]},
+                                [PYTHON, script] + list(args))
+    return subprocess.run(launch.argv, capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, **(env or {})))
 
 

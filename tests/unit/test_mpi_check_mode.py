@@ -9,6 +9,7 @@ import gpu_check
 import mpi_collectives
 import mpi_hello
 import pytest
+from ansible.module_utils import mtrt_launch
 from conftest import ansible_reads_failed
 
 ARGS = {
@@ -30,7 +31,7 @@ def test_check_mode_runs_nothing_and_does_not_fail(module, run_module, tmp_path,
     def no_run(*args, **kwargs):
         raise AssertionError("check mode started a process: %r" % (args,))
 
-    monkeypatch.setattr(module, "run_bounded", no_run)
+    monkeypatch.setattr(mtrt_launch, "run_bounded", no_run)  # every mpirun goes through the launcher
     args = dict(ARGS[module], hostfile=str(hostfile), script="/etc/mtrt/cluster/x.py", mpirun=str(mpirun),
                 _ansible_check_mode=True)
     res = run_module(module, args, raw=True)

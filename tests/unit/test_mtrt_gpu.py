@@ -1,13 +1,22 @@
-"""GPU parsers on output captured on a 2x H200 machine (driver 580.159.04, NCCL 2.28.9), plus broken output."""
+# SPDX-License-Identifier: Apache-2.0
+"""GPU parsers and verdicts.
+
+On output captured on a 2x H200 machine (driver 580.159.04, NCCL 2.28.9), on output of the current
+all-reduce script captured here on CPU (gloo), on fixtures SYNTHESISED in the current scripts' format
+(``synthesised_*``: no GPU machine was available for format 2; see fixtures/gpu/README.md), and on broken
+output.
+"""
 
 import json
+import re
 
 import pytest
 from ansible.module_utils.mtrt_collectives import OutputError
 from ansible.module_utils.mtrt_gpu import (
-    NCCL_MARKER, RANK_DEVICE_RANK_MARKER, GpuParseError, human_bytes, judge_allreduce, nvlink_limit_gbps,
-    nvlink_summary, parse_nccl_allreduce, parse_nccl_transport, parse_nvlink_status, parse_query_gpu,
-    parse_rank_device, parse_topo)
+    NCCL_ERROR_MARKER, NCCL_MARKER, RANK_DEVICE_RANK_MARKER, GpuParseError,
+    human_bytes, judge_allreduce, nvlink_limit_gbps, nvlink_summary,
+    parse_nccl_allreduce, parse_nccl_transport, parse_nvlink_status, parse_query_gpu, parse_rank_device,
+    parse_rank_errors, parse_topo)
 from conftest import FIXTURES
 
 GPU = FIXTURES / "gpu"
@@ -15,6 +24,10 @@ GPU = FIXTURES / "gpu"
 
 def fixture(name):
     return (GPU / ("h200x2_" + name)).read_text()
+
+
+def named(name):
+    return (GPU / name).read_text()
 
 
 # --- nvidia-smi --query-gpu -------------------------------------------------------
@@ -119,8 +132,8 @@ def test_rank_device_real_four_ranks_on_two_gpus():
     parsed = parse_rank_device(fixture("rank_device_bad.txt"), expected_world=4)
     assert parsed["problems"] == [
         "Rank %d (vm) asked for GPU %d (rank %% gpus_per_node 4), but vm has 2 GPUs (CUDA_VISIBLE_DEVICES "
-        "unset); set gpus_per_node to 2 (cluster_gpus_per_node) or lower node_slots on vm to 2, so no rank "
-        "asks for a GPU the node lacks" % (r, r) for r in (2, 3)]
+        "unset); set gpus_per_node to 2 (cluster_trtllm_gpus_per_node) or lower node_slots on vm to 2, so no "
+        "rank asks for a GPU the node lacks" % (r, r) for r in (2, 3)]
 
 
 def _rank(rank, host, device, count, **extra):
@@ -135,11 +148,11 @@ def test_rank_device_per_rank_lines_and_one_gpu_node():
     assert [r["rank"] for r in parsed["ranks"]] == [0, 1]
     assert parsed["problems"] == [
         "Rank 1 (node2) asked for GPU 1 (rank % gpus_per_node 2), but node2 has 1 GPU (CUDA_VISIBLE_DEVICES=0);"
-        " set gpus_per_node to 1 (cluster_gpus_per_node) or lower node_slots on node2 to 1, so no rank asks "
-        "for a GPU the node lacks"]
+        " set gpus_per_node to 1 (cluster_trtllm_gpus_per_node) or lower node_slots on node2 to 1, so no rank "
+        "asks for a GPU the node lacks"]
 
 
-def test_rank_device_no_gpu_missing_rank_and_shared_gpu():
+def test_rank_device_no_gpu_and_missing_rank():
     text = "".join(RANK_DEVICE_RANK_MARKER + json.dumps(r) + "\n" for r in (
         _rank(0, "node1", 0, 0, error="no torch, nvidia-smi: not found", world_size=3),
         _rank(2, "node1", 0, 0, world_size=3)))
@@ -148,7 +161,44 @@ def test_rank_device_no_gpu_missing_rank_and_shared_gpu():
     assert "node1 has no GPU visible" in parsed["problems"][1]
     assert "give node1 GPUs (node_gpus" in parsed["problems"][1]
     assert parsed["problems"][1].endswith("probe error: no torch, nvidia-smi: not found")
-    assert parsed["warnings"] == ["ranks 0, 2 share GPU 0 on node1"]
+    assert len(parsed["problems"]) == 3  # no GPU exists, so none is shared
+    assert parsed["warnings"] == []
+
+
+def test_rank_device_two_ranks_on_one_gpu_fail_naming_ranks_host_gpu_and_fix():
+    """Issue #18: node_slots 2 on a node with one H200; this was a warning, now it fails the check."""
+    parsed = parse_rank_device(named("synthesised_h200x1_np2_rank_device.txt"), expected_world=2)
+    assert parsed["problems"] == [
+        "Ranks 0, 1 on vm share GPU 0 (GPU-ccc8025b-672c-6d20-754c-51f9d832abf7; rank % gpus_per_node 1; vm has "
+        "1 GPU); NCCL refuses two ranks on one GPU ('Duplicate GPU detected') and TensorRT-LLM needs one rank "
+        "per GPU: set node_slots on vm to 1 (the GPUs it has: node_slots <= GPUs on that node) or give vm 2 "
+        "GPUs (node_gpus)"]
+    assert parsed["warnings"] == []
+
+
+def test_rank_device_shared_without_uuid_and_gpus_per_node_too_low():
+    text = "".join(RANK_DEVICE_RANK_MARKER + json.dumps(r) + "\n" for r in (
+        _rank(0, "vm", 0, 2, gpus_per_node=1, cuda_visible_devices=None),
+        _rank(1, "vm", 0, 2, gpus_per_node=1, cuda_visible_devices=None)))
+    problems = parse_rank_device(text, expected_world=2)["problems"]
+    assert len(problems) == 1 and problems[0].startswith("Ranks 0, 1 on vm share GPU 0 (rank % gpus_per_node 1")
+    assert problems[0].endswith("or raise gpus_per_node from 1 to 2 (cluster_trtllm_gpus_per_node)")
+
+
+def test_rank_device_same_index_behind_different_cuda_visible_devices_is_not_shared():
+    text = "".join(RANK_DEVICE_RANK_MARKER + json.dumps(r) + "\n" for r in (
+        _rank(0, "vm", 0, 1, cuda_visible_devices="0"), _rank(1, "vm", 0, 1, cuda_visible_devices="1")))
+    assert parse_rank_device(text, expected_world=2)["problems"] == []
+
+
+def test_rank_device_one_physical_gpu_in_two_containers():
+    uuid = "GPU-fdd81770-c891-a3f5-825a-1220b1ad307c"
+    text = "".join(RANK_DEVICE_RANK_MARKER + json.dumps(r) + "\n" for r in (
+        _rank(0, "node1", 0, 1, device_uuid=uuid), _rank(1, "node2", 0, 1, device_uuid=uuid)))
+    assert parse_rank_device(text, expected_world=2)["problems"] == [
+        "Ranks 0 (node1), 1 (node2) share GPU %s across nodes node1, node2 (one physical GPU pinned to several "
+        "containers); NCCL refuses two ranks on one GPU ('Duplicate GPU detected') and TensorRT-LLM needs one "
+        "rank per GPU: give each node its own GPUs (node_gpus)" % uuid]
 
 
 @pytest.mark.parametrize("text,match", [
@@ -169,10 +219,11 @@ def test_nccl_allreduce_real_h200_p2p():
     assert 300 < parsed["largest"]["busbw_gbps"] < 450
     assert parsed["transport"] == {"transports": ["P2P"], "channels": {"P2P/CUMEM": 48},
                                    "nvls_channels": 0, "nodes": 1}
-    verdict, problems = judge_allreduce(parsed, 450.0, nvlink_expected=True)
+    assert parsed["nothing_to_measure"] is False and parsed["method"] == {"timer": "host_clock", "format": 1}
+    verdict, problems, findings = judge_allreduce(parsed, 450.0, nvlink_expected=True)
     assert verdict == ("all_reduce over 2 ranks: 345.6 GB/s busbw at 4 GiB via P2P "
                        "(77% of the 450 GB/s NVLink limit per direction).")
-    assert problems == []
+    assert problems == [] and findings == []
 
 
 def test_nccl_transport_shm_net_nvls():
@@ -193,11 +244,11 @@ def _slow_shm():
 
 
 def test_judge_says_nvlink_unused_and_fails_under_floor():
-    verdict, problems = judge_allreduce(parse_nccl_allreduce(_slow_shm()), 450.0, nvlink_expected=True,
-                                        min_busbw_gbps=300)
+    verdict, problems, _ = judge_allreduce(parse_nccl_allreduce(_slow_shm()), 450.0, nvlink_expected=True,
+                                           min_busbw_gbps=300)
     assert "9.1 GB/s busbw at 1 GiB via SHM (2% of the 450 GB/s" in verdict
     assert "NVLink not used: NCCL went through SHM" in verdict
-    assert problems == ["busbw 9.1 GB/s at 1 GiB is under the 300.0 GB/s floor (gpu_preflight_min_busbw_gbps)"]
+    assert problems == ["busbw 9.1 GB/s at 1 GiB is under the 300.0 GB/s floor (gpu_check_min_busbw_gbps)"]
 
 
 def test_nccl_wrong_sum_is_a_problem():
@@ -218,3 +269,76 @@ def test_nccl_malformed(text, match):
 @pytest.mark.parametrize("size,text", [(4 << 30, "4 GiB"), (1536, "1536 B"), (64 << 10, "64 KiB")])
 def test_human_bytes(size, text):
     assert human_bytes(size) == text
+
+
+# --- NCCL all-reduce, format 2 (nccl-tests' method) ---------------------------------------------
+
+def _bus_formula_holds(parsed):
+    n = parsed["world_size"]
+    for row in parsed["rows"]:
+        algbw = row["size_bytes"] / (row["time_us"] * 1e-6) / 1e9
+        assert row["algbw_gbps"] == pytest.approx(algbw, rel=1e-3, abs=1e-4)
+        assert row["busbw_gbps"] == pytest.approx(algbw * 2 * (n - 1) / n, rel=1e-3, abs=1e-4)
+
+
+def test_real_h200_capture_keeps_the_bus_bandwidth_formula():
+    _bus_formula_holds(parse_nccl_allreduce(fixture("nccl_allreduce.txt"), expected_world=2))
+
+
+def test_synthesised_h200_pair_format_2():
+    """SYNTHESISED fixture (format 2, illustrative numbers) with the real capture's NCCL INFO lines."""
+    text = named("synthesised_h200x2_nccl_allreduce_v2.txt")
+    assert text.startswith("# SYNTHESISED, not a capture")
+    parsed = parse_nccl_allreduce(text, expected_world=2)
+    assert parsed["method"]["timer"] == "cuda_events" and parsed["method"]["in_place"] is True
+    assert parsed["transport"]["transports"] == ["P2P"] and parsed["transport"]["nodes"] == 1
+    assert len(parsed["rows"]) == 12 and parsed["problems"] == []
+    assert all(20 <= r["iters"] <= 1000 for r in parsed["rows"])
+    _bus_formula_holds(parsed)
+    verdict, problems, findings = judge_allreduce(parsed, 450.0, nvlink_expected=True, min_busbw_gbps=360)
+    assert verdict == ("all_reduce over 2 ranks: 367.1 GB/s busbw at 4 GiB via P2P "
+                       "(82% of the 450 GB/s NVLink limit per direction).")
+    assert problems == [] and findings == []
+
+
+def test_real_cpu_gloo_capture_format_2():
+    """Captured here: the current script, 2 ranks, gloo on CPU (no NCCL lines, host clock)."""
+    parsed = parse_nccl_allreduce(named("cpu_gloo_np2_nccl_allreduce.txt"), expected_world=2)
+    assert parsed["backend"] == "gloo" and parsed["method"]["timer"] == "host_clock"
+    assert [r["size_bytes"] for r in parsed["rows"]] == [1024, 4096, 16384, 65536]
+    assert all(r["correct"] for r in parsed["rows"]) and parsed["problems"] == []
+    _bus_formula_holds(parsed)
+    verdict, _, _ = judge_allreduce(parsed, None, nvlink_expected=False)
+    assert verdict.startswith("all_reduce over 2 ranks: 0.0 GB/s busbw at 64 KiB via gloo (CPU, no NCCL).")
+    assert "NVLink" not in verdict
+
+
+@pytest.mark.parametrize("name", ["synthesised_h200x1_nccl_allreduce_v2.txt", "cpu_gloo_np1_nccl_allreduce.txt"])
+def test_one_rank_is_nothing_to_measure_not_zero_percent_of_nvlink(name):
+    parsed = parse_nccl_allreduce(named(name), expected_world=1)
+    assert parsed["nothing_to_measure"] is True and parsed["rows"] == [] and parsed["largest"] == {}
+    assert parsed["world_size"] == 1 and parsed["problems"] == []
+    # Even if the caller passed a limit and said NVLink: one rank has nothing to compare with it.
+    verdict, problems, findings = judge_allreduce(parsed, 450.0, nvlink_expected=True)
+    assert verdict == ("all_reduce over 1 rank: nothing to measure (an all-reduce over a single rank moves no "
+                       "data); give the run 2 or more ranks, one per GPU, to measure NCCL bandwidth.")
+    assert "NVLink" not in verdict and "GB/s" not in verdict and problems == [] and findings == []
+    _, problems, findings = judge_allreduce(parsed, None, min_busbw_gbps=300)
+    assert problems == [] and findings == [
+        "the busbw floor of 300.0 GB/s (gpu_check_min_busbw_gbps) was not checked: one rank has no bandwidth to "
+        "measure"]
+
+
+def test_nothing_to_measure_with_two_ranks_is_malformed():
+    doc = {"world_size": 2, "nothing_to_measure": True, "rows": []}
+    with pytest.raises(OutputError, match="nothing to measure with world size 2"):
+        parse_nccl_allreduce(NCCL_MARKER + json.dumps(doc))
+
+
+def test_nvlink_limit_named_only_for_a_single_node_with_nvlink():
+    parsed = parse_nccl_allreduce(fixture("nccl_allreduce.txt"), expected_world=2)
+    no_nvlink, _, _ = judge_allreduce(parsed, 450.0, nvlink_expected=False)
+    assert no_nvlink == "all_reduce over 2 ranks: 345.6 GB/s busbw at 4 GiB via P2P."
+    parsed["transport"] = dict(parsed["transport"], nodes=2, transports=["NET"])
+    two_nodes, _, _ = judge_allreduce(parsed, 450.0, nvlink_expected=True)
+    assert two_nodes == "all_reduce over 2 ranks: 345.6 GB/s busbw at 4 GiB via NET."

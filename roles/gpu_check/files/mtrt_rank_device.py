@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Report, per MPI rank, the GPU it will use and whether that GPU exists.
 
 Run under the same mpirun settings as inference. Each rank finds its host,
 local rank, CUDA_VISIBLE_DEVICES and how many devices it can see (torch.cuda
 when importable, else ``nvidia-smi -L``, else 0), and picks device
-``rank % gpus_per_node`` as TensorRT-LLM does. With mpi4py, rank 0 gathers
+``rank % gpus_per_node`` as TensorRT-LLM does, with that device's UUID where
+it can be read (so ranks on one physical GPU are found even across containers). With mpi4py, rank 0 gathers
 and prints one line ``MTRT-RANK-DEVICE {json}``; without it, every rank
 prints its own ``MTRT-RANK-DEVICE-RANK {json}`` line.
 """
@@ -27,8 +29,15 @@ def _env_int(names, default):
     return default
 
 
+def _uuid(value):
+    text = str(value or "").strip()
+    if not text:
+        return None
+    return text if text.startswith(("GPU-", "MIG-")) else "GPU-" + text
+
+
 def visible_devices():
-    """(count, source, names, error) of the devices this process can use."""
+    """(count, source, names, uuids, error) of the devices this process can use."""
     try:
         import torch  # noqa: PLC0415
     except Exception:  # pylint: disable=broad-except
@@ -37,27 +46,37 @@ def visible_devices():
         try:
             count = torch.cuda.device_count()
             names = [torch.cuda.get_device_name(i) for i in range(count)]
-            return count, "torch %s" % torch.__version__, names, None
+            uuids = [_uuid(getattr(torch.cuda.get_device_properties(i), "uuid", None)) for i in range(count)]
+            return count, "torch %s" % torch.__version__, names, uuids, None
         except Exception as exc:  # pylint: disable=broad-except
-            return 0, "torch %s" % torch.__version__, [], str(exc)
+            return 0, "torch %s" % torch.__version__, [], [], str(exc)
     try:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return 0, "none", [], "no torch, nvidia-smi: %s" % exc
+        return 0, "none", [], [], "no torch, nvidia-smi: %s" % exc
     if out.returncode != 0:
-        return 0, "nvidia-smi -L", [], (out.stdout + out.stderr).strip()[-300:]
-    names = [line.split(":", 1)[1].split("(UUID")[0].strip()
-             for line in out.stdout.splitlines() if line.startswith("GPU ")]
+        return 0, "nvidia-smi -L", [], [], (out.stdout + out.stderr).strip()[-300:]
+    gpus = []  # (name, uuid) in nvidia-smi order: "GPU 0: NVIDIA H200 (UUID: GPU-...)"
+    for line in out.stdout.splitlines():
+        if line.startswith("GPU "):
+            rest = line.split(":", 1)[1]
+            name, _, tail = rest.partition("(UUID:")
+            gpus.append((name.strip(), _uuid(tail.strip(" )")) if tail else None))
     cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if cvd is not None:  # nvidia-smi ignores CUDA_VISIBLE_DEVICES; apply it
-        wanted = [d for d in cvd.split(",") if d.strip()]
-        names = [names[int(d)] for d in wanted if d.strip().isdigit() and int(d) < len(names)]
-    return len(names), "nvidia-smi -L", names, None
+    if cvd is not None:  # nvidia-smi ignores CUDA_VISIBLE_DEVICES; apply it (indices or UUIDs)
+        picked = []
+        for item in (d.strip() for d in cvd.split(",")):
+            if item.isdigit() and int(item) < len(gpus):
+                picked.append(gpus[int(item)])
+            elif item.startswith(("GPU-", "MIG-")):
+                picked += [g for g in gpus if g[1] and g[1].startswith(item)]
+        gpus = picked
+    return len(gpus), "nvidia-smi -L", [g[0] for g in gpus], [g[1] for g in gpus], None
 
 
 def report(gpus_per_node):
     rank = _env_int(["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"], 0)
-    count, source, names, error = visible_devices()
+    count, source, names, uuids, error = visible_devices()
     per_node = gpus_per_node if gpus_per_node > 0 else max(count, 1)
     device = rank % per_node
     return {
@@ -72,6 +91,7 @@ def report(gpus_per_node):
         "gpus_per_node": per_node,
         "device": device,
         "device_name": names[device] if device < len(names) else None,
+        "device_uuid": uuids[device] if device < len(uuids) else None,
         "exists": device < count,
         "error": error,
     }

@@ -1,4 +1,4 @@
-"""mtrt_topology: one case per preflight check, parsers, and the combined message."""
+"""mpi_trt_ansible.preflight.topology: one case per topology check, the facts parsers, and the combined message."""
 
 import copy
 import ipaddress
@@ -6,7 +6,9 @@ import json
 
 import pytest
 import yaml
-from ansible.module_utils import mtrt_topology as topo
+from mpi_trt_ansible.preflight import facts
+from mpi_trt_ansible.preflight import topology as topo
+from mpi_trt_ansible.preflight.problems import format_problems
 from conftest import FIXTURES, ROOT, project_defaults
 
 FIX = FIXTURES / "topology"
@@ -36,8 +38,8 @@ def default_spec():
         "trtllm": {"enabled": False},
         "ulimits": dict(cluster["cluster_ulimits"]),
         "docker_networks": json.loads((FIX / "docker_networks.json").read_text()),
-        "host_routes": topo.parse_proc_net_route((FIX / "proc_net_route_docker_host.txt").read_text()),
-        "docker_hosts": {"localhost": {"gpus": [0, 1], "ulimits": topo.parse_proc_limits(
+        "host_routes": facts.parse_proc_net_route((FIX / "proc_net_route_docker_host.txt").read_text()),
+        "docker_hosts": {"localhost": {"gpus": [0, 1], "ulimits": facts.parse_proc_limits(
             (FIX / "proc_limits_dockerd.txt").read_text())}},
     }
 
@@ -52,14 +54,6 @@ def move_to(spec, subnet):
     spec["network"].update(subnet=subnet, gateway=str(net[1]))
     for i, n in enumerate(spec["nodes"]):
         n["ip"] = str(net[111 % (net.num_addresses - 2) + i])
-
-
-def trtllm(spec, tp, pp, gpus=((0, 1), (2, 3))):
-    spec["docker_hosts"]["localhost"]["gpus"] = 4  # a count works as well as ids
-    for n, g in zip(spec["nodes"], gpus):
-        n["gpus"] = list(g)
-    spec["trtllm"] = {"enabled": True, "tp_size": tp, "pp_size": pp, "model_dir": "/TRTDir/llama",
-                      "model_dir_exists_on": {"node1": True, "node2": True}}
 
 
 def mentions(text, value):
@@ -142,15 +136,6 @@ CASES = [
      "cluster_ulimits.nofile", 1048577, "grants at most 1048576"),
     ("np_below_one", lambda s: s["mpi"].update(np=0),
      "cluster_mpi_np", 0, "at least 1 rank"),
-    ("tp_pp_not_np", lambda s: trtllm(s, 2, 1),
-     "trtllm_tp_size x trtllm_pp_size", 2, "np=4"),
-    ("tp_invalid", lambda s: trtllm(s, 0, 4),
-     "trtllm_tp_size", 0, "integer >= 1"),
-    ("ranks_exceed_gpus", lambda s: trtllm(s, 4, 1, gpus=((0, 1), (2,))),
-     "node_gpus (node2)", [2], "needs its own GPU"),
-    ("model_dir_missing_on_node", lambda s: (trtllm(s, 2, 2),
-                                             s["trtllm"]["model_dir_exists_on"].update(node2=False)),
-     "trtllm_model_dir", "/TRTDir/llama", "does not exist on node node2"),
     ("ssh_port_zero", lambda s: s["ssh"].update(port=0),
      "cluster_ssh_port", 0, "1..65535"),
     ("ssh_port_too_high", lambda s: s["ssh"].update(port=70000),
@@ -181,7 +166,7 @@ CASES = [
     ("mode_invalid", lambda s: s.update(mode="swarm"),
      "cluster_mode", "swarm", "neither 'docker' nor 'local'"),
     ("local_mode_many_nodes", lambda s: s.update(mode="local"),
-     "groups['nodes']", ["node1", "node2"], "exactly one node"),
+     "the nodes group", ["node1", "node2"], "exactly one node"),
     ("cluster_name_invalid", lambda s: s.update(cluster_name="my cluster"),
      "cluster_name", "my cluster", "docker object name"),
 ]
@@ -217,7 +202,6 @@ def test_limits_at_the_boundary_are_valid():
     node(spec, "node1")["gpus"] = [0]
     assert topo.validate(spec) == []
     spec["ssh"]["port"] = 1
-    trtllm(spec, 2, 2)
     assert topo.validate(spec) == []
 
 
@@ -235,8 +219,6 @@ MISSING = [
     ("cluster_shared_host_dir", lambda s: s["shared"].update(host_dir=None)),
     ("cluster_shared_mount", lambda s: s["shared"].update(mount=None)),
     ("cluster_mpi_launcher", lambda s: s["mpi"].update(launcher=None)),
-    ("trtllm_model_dir", lambda s: (trtllm(s, 2, 2), s["trtllm"].update(model_dir=None))),
-    ("trtllm_pp_size", lambda s: (trtllm(s, 2, 2), s["trtllm"].update(pp_size=None))),
 ]
 
 
@@ -275,28 +257,21 @@ def test_local_mode_skips_docker_only_checks():
     assert topo.validate(spec) == []
 
 
-def test_var_names_override():
-    spec = default_spec()
-    spec["mpi"]["np"] = 8
-    spec["var_names"] = {"mpi.np": "mpi_hello_np"}
-    assert [p["variable"] for p in topo.validate(spec)] == ["mpi_hello_np"]
-
-
 def test_several_problems_come_back_in_one_message():
     spec = default_spec()
     node(spec, "node2").update(ip="192.168.123.1", slots=0)
     spec["ssh"]["port"] = 0
     problems = topo.validate(spec)
     assert [p["variable"] for p in problems] == ["node_slots (node2)", "node_ip (node2)", "cluster_ssh_port"]
-    text = topo.format_problems(problems)
+    text = format_problems(problems)
     assert text.startswith("Preflight found 3 problems")
     for i, p in enumerate(problems, 1):
         assert " %d. %s\n    Fix: %s" % (i, p["message"], p["fix"]) in text
-    assert topo.format_problems([]) == "Preflight found no problems."
+    assert format_problems([]) == "Preflight found no problems."
 
 
 def test_parse_proc_net_route_real_sample():
-    assert topo.parse_proc_net_route((FIX / "proc_net_route_ci.txt").read_text()) == [
+    assert facts.parse_proc_net_route((FIX / "proc_net_route_ci.txt").read_text()) == [
         {"dst": "0.0.0.0/0", "dev": "eth0", "gateway": "192.0.2.1"},
         {"dst": "172.17.0.0/16", "dev": "docker0", "gateway": "0.0.0.0"},
         {"dst": "192.0.2.0/24", "dev": "eth0", "gateway": "0.0.0.0"},
@@ -304,7 +279,7 @@ def test_parse_proc_net_route_real_sample():
 
 
 def test_parse_proc_net_route_skips_down_routes():
-    routes = topo.parse_proc_net_route((FIX / "proc_net_route_docker_host.txt").read_text())
+    routes = facts.parse_proc_net_route((FIX / "proc_net_route_docker_host.txt").read_text())
     assert [(r["dst"], r["dev"]) for r in routes] == [
         ("0.0.0.0/0", "eth0"), ("10.0.2.0/24", "eth0"), ("172.17.0.0/16", "docker0"),
         ("172.18.0.0/16", "br-a1b2c3d4e5f6"), ("192.168.123.0/24", "br-3f2a9c1b7d4e"),
@@ -312,7 +287,7 @@ def test_parse_proc_net_route_skips_down_routes():
 
 
 def test_parse_proc_limits():
-    limits = topo.parse_proc_limits((FIX / "proc_limits_dockerd.txt").read_text())
+    limits = facts.parse_proc_limits((FIX / "proc_limits_dockerd.txt").read_text())
     assert limits["nofile"] == 1048576 and limits["memlock"] == 65536
     assert limits["stack"] == -1 and limits["nproc"] == -1 and len(limits) == 16
 
@@ -336,7 +311,7 @@ def test_validate_does_not_mutate_spec():
 
 
 def test_grantable_ulimits_only_bind_a_daemon_without_cap_sys_resource():
-    from ansible.module_utils.mtrt_topology import grantable_ulimits
+    grantable_ulimits = facts.grantable_ulimits
     limits = (FIXTURES / "topology" / "proc_limits_dockerd.txt").read_text()
     sandboxed = "Name:\tdockerd\nCapEff:\t000001fffeffffff\n"
     rootful = "Name:\tdockerd\nCapEff:\t000001ffffffffff\n"

@@ -1,12 +1,13 @@
-# -*- coding: utf-8 -*-
-"""Pure validation of a cluster topology before anything is created (preflight).
+# SPDX-License-Identifier: Apache-2.0
+"""The cluster's topology checked before anything is created: nodes, network, SSH, MPI, shared
+directory, GPUs and ulimits against the docker host's facts.
 
-Plain Python: no Ansible imports, no I/O. ``validate(spec)`` returns every
-problem at once as ``{variable, value, message, fix}`` dicts; each message
-names the inventory variable and its value. ``format_problems`` turns them
-into one numbered message. The spec shape is documented in the
-``cluster_preflight`` module; the facts (docker networks, host routes, GPUs,
-hard limits) are gathered by the preflight role and passed in.
+Plain Python, no I/O. ``validate(spec)`` returns every problem at once as ``{variable, value,
+message, fix}`` dicts; each message names the inventory variable, its host where it has one, and
+its value. The spec: ``cluster_name``, ``mode``, ``network {name, subnet, gateway}``, ``nodes
+[{name, ip, slots, gpus, docker_host}]`` (``cluster_nodes``), ``ssh {user, port, kex_algorithms}``,
+``shared {host_dir, exists, create, mount}``, ``mpi {np, launcher}``, ``ulimits``, and the facts
+(``docker_networks``, ``host_routes``, ``docker_hosts {name: {gpus, ulimits}}``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
-# Spec path -> the variable a user edits. Override per call with spec["var_names"].
+from mpi_trt_ansible.preflight.problems import Problems
+
+# Spec path -> the variable a user edits.
 VAR_NAMES = {
     "cluster_name": "cluster_name",
     "mode": "cluster_mode",
@@ -26,7 +29,7 @@ VAR_NAMES = {
     "node.gpus": "node_gpus",
     "node.slots": "node_slots",
     "node.docker_host": "cluster_docker_host",
-    "nodes": "groups['nodes']",
+    "nodes": "the nodes group",
     "ssh.user": "cluster_ssh_user",
     "ssh.port": "cluster_ssh_port",
     "ssh.kex_algorithms": "cluster_ssh_kex_algorithms",
@@ -35,9 +38,6 @@ VAR_NAMES = {
     "shared.mount": "cluster_shared_mount",
     "mpi.np": "cluster_mpi_np",
     "mpi.launcher": "cluster_mpi_launcher",
-    "trtllm.tp_size": "trtllm_tp_size",
-    "trtllm.pp_size": "trtllm_pp_size",
-    "trtllm.model_dir": "trtllm_model_dir",
     "ulimits": "cluster_ulimits",
 }
 
@@ -55,61 +55,7 @@ USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 # `docker run --ulimit` names (moby/docker units: setrlimit values, bytes for sizes).
 DOCKER_ULIMITS = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
                   "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
-# /proc/<pid>/limits row label -> ulimit name.
-PROC_LIMITS = {
-    "Max cpu time": "cpu", "Max file size": "fsize", "Max data size": "data",
-    "Max stack size": "stack", "Max core file size": "core", "Max resident set": "rss",
-    "Max processes": "nproc", "Max open files": "nofile", "Max locked memory": "memlock",
-    "Max address space": "as", "Max file locks": "locks", "Max pending signals": "sigpending",
-    "Max msgqueue size": "msgqueue", "Max nice priority": "nice",
-    "Max realtime priority": "rtprio", "Max realtime timeout": "rttime",
-}
 _SUGGEST_POOLS = ("192.168.0.0/16", "172.16.0.0/12", "10.0.0.0/8")
-
-
-# --------------------------------------------------------------------------- parsers
-def parse_proc_net_route(text):
-    """Parse ``/proc/net/route`` into ``[{dst: "a.b.c.d/n", dev, gateway}]`` (routes that are up)."""
-    routes = []
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 8 or not int(fields[3], 16) & 0x1:  # RTF_UP
-            continue
-        dst, gateway, mask = (ipaddress.IPv4Address(int.from_bytes(bytes.fromhex(h), "little"))
-                              for h in (fields[1], fields[2], fields[7]))
-        net = ipaddress.IPv4Network("%s/%s" % (dst, mask), strict=False)
-        routes.append({"dst": str(net), "dev": fields[0], "gateway": str(gateway)})
-    return routes
-
-
-def parse_proc_limits(text):
-    """Parse ``/proc/<pid>/limits`` into ``{ulimit name: hard limit}`` (-1 = unlimited)."""
-    limits = {}
-    for line in text.splitlines():
-        for label, name in PROC_LIMITS.items():
-            if line.startswith(label + " "):
-                hard = line[len(label):].split()[1]
-                limits[name] = -1 if hard == "unlimited" else int(hard)
-    return limits
-
-
-
-CAP_SYS_RESOURCE = 24
-
-
-def grantable_ulimits(proc_status, proc_limits):
-    """Hard limits a docker daemon cannot exceed, from its /proc status and limits.
-
-    A daemon holding CAP_SYS_RESOURCE (rootful docker on a normal host) can
-    raise any limit, so nothing is returned. Without it (rootless docker, a
-    sandbox) its hard limits are the most a container can get.
-    """
-    for line in (proc_status or "").splitlines():
-        if line.startswith("CapEff:"):
-            if (int(line.split()[1], 16) >> CAP_SYS_RESOURCE) & 1:
-                return {}
-            return parse_proc_limits(proc_limits or "")
-    return {}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -185,30 +131,6 @@ def _hostname_fix(name):
     return fixed or "node1"
 
 
-class _Collector:
-    def __init__(self, var_names):
-        self.names = dict(VAR_NAMES, **(var_names or {}))
-        self.problems = []
-
-    def var(self, key, node=None):
-        name = self.names.get(key, key)
-        return "%s (%s)" % (name, node) if node is not None else name
-
-    def add(self, variable, value, message, fix):
-        self.problems.append({"variable": variable, "value": value, "message": message, "fix": fix})
-
-    def require(self, key, value, node=None):
-        """Record a required value given as None; True when the value is set."""
-        if value is not None:
-            return True
-        var = self.var(key, node)
-        where = ("on host %s in the inventory" % node) if node is not None else \
-            "in group_vars/all.yml or the inventory"
-        self.add(var, None, "%s is not set (None)." % var,
-                 "Set %s %s." % (self.names.get(key, key), where))
-        return False
-
-
 # --------------------------------------------------------------------------- checks
 def _check_identity(spec, c):
     name, mode = spec.get("cluster_name"), spec.get("mode")
@@ -224,7 +146,7 @@ def _check_identity(spec, c):
 def _check_nodes(spec, c, docker):
     nodes = [n or {} for n in (spec.get("nodes") or [])]
     if not nodes:
-        c.add(c.var("nodes"), [], "%s is empty: there are no nodes." % c.var("nodes"),
+        c.add(c.var("nodes"), [], "The inventory has no nodes: %s is empty or missing." % c.var("nodes"),
               "Add at least one host to the 'nodes' group of the inventory.")
     if not docker and len(nodes) > 1:
         names = [n.get("name") for n in nodes]
@@ -258,7 +180,9 @@ def _check_nodes(spec, c, docker):
         slots = node.get("slots")
         if c.require("node.slots", slots, name) and (not _is_int(slots) or slots < 1):
             c.add(c.var("node.slots", name), slots,
-                  "%s is %r; a node needs at least 1 MPI slot." % (c.var("node.slots", name), slots),
+                  "%s is %r: %s; a node needs at least 1 MPI slot (one rank per slot)."
+                  % (c.var("node.slots", name), slots,
+                     "not a whole number" if not _is_int(slots) else "below 1"),
                   "Set node_slots: 1 (or more) on host %s." % name)
         gpus = node.get("gpus")
         if c.require("node.gpus", gpus, name):
@@ -422,16 +346,6 @@ def _check_gpus(spec, nodes, c):
                   "Use GPU ids from %r in node_gpus on host %s." % (have, name))
 
 
-def _placement(nodes, np):
-    """Ranks per node under Open MPI's default by-slot mapping (hostfile order)."""
-    ranks, left = {}, np
-    for node in nodes:
-        slots = node.get("slots") if _is_int(node.get("slots")) else 0
-        ranks[node.get("name")] = max(min(slots, left), 0)
-        left -= ranks[node.get("name")]
-    return ranks
-
-
 def _check_mpi(spec, nodes, c):
     mpi = spec.get("mpi") or {}
     names = [n.get("name") for n in nodes]
@@ -454,42 +368,6 @@ def _check_mpi(spec, nodes, c):
               % (c.var("mpi.launcher"), launcher, ", ".join(map(str, names))),
               "Set %s to one of: %s." % (c.var("mpi.launcher"), ", ".join(map(str, names))))
     return (np if np is not None else total), hostfile
-
-
-def _check_trtllm(spec, nodes, np, hostfile, c):
-    trt = spec.get("trtllm") or {}
-    if not trt.get("enabled"):
-        return
-    tp, pp = trt.get("tp_size"), trt.get("pp_size")
-    sizes_ok = True
-    for key, value in (("trtllm.tp_size", tp), ("trtllm.pp_size", pp)):
-        if not c.require(key, value):
-            sizes_ok = False
-        elif not _is_int(value) or value < 1:
-            c.add(c.var(key), value, "%s is %r; it must be an integer >= 1." % (c.var(key), value),
-                  "Set %s to the engine's parallel size (1 or more)." % c.var(key))
-            sizes_ok = False
-    if sizes_ok and tp * pp != np:
-        var = "%s x %s" % (c.var("trtllm.tp_size"), c.var("trtllm.pp_size"))
-        c.add(var, tp * pp, "The engine needs %s = %d x %d = %d ranks; the launch has np=%d (hostfile %s)."
-              % (var, tp, pp, tp * pp, np, hostfile),
-              "Make %s equal %d, or change node_slots / %s to %d." % (var, np, c.var("mpi.np"), tp * pp))
-    for name, ranks in _placement(nodes, np).items():
-        node = next(n for n in nodes if n.get("name") == name)
-        gpus = node.get("gpus") if isinstance(node.get("gpus"), list) else []
-        if ranks > len(gpus):
-            var = c.var("node.gpus", name)
-            c.add(var, gpus, "Node %s runs %d TensorRT-LLM rank(s) but %s %r pins %d GPU(s); each rank "
-                  "needs its own GPU." % (name, ranks, var, gpus, len(gpus)),
-                  "Pin %d GPU(s) in node_gpus on host %s, or set node_slots: %d there."
-                  % (ranks, name, len(gpus)))
-    model_dir, v_md = trt.get("model_dir"), c.var("trtllm.model_dir")
-    if c.require("trtllm.model_dir", model_dir):
-        for name, exists in sorted((trt.get("model_dir_exists_on") or {}).items()):
-            if exists is False:
-                c.add(v_md, model_dir, "%s %s does not exist on node %s." % (v_md, model_dir, name),
-                      "Put the model under the shared mount (%s) or fix %s."
-                      % ((spec.get("shared") or {}).get("mount"), v_md))
 
 
 def _check_ssh(spec, c):
@@ -575,7 +453,7 @@ def _ulimit_pair(value):
 # --------------------------------------------------------------------------- API
 def validate(spec):
     """Return every problem of ``spec`` (see module docs) as a list of dicts."""
-    c = _Collector(spec.get("var_names"))
+    c = Problems(VAR_NAMES)
     docker = spec.get("mode", "docker") != "local"
     _check_identity(spec, c)
     nodes = _check_nodes(spec, c, docker)
@@ -583,8 +461,7 @@ def validate(spec):
         _check_network(spec, nodes, c)
         _check_ssh(spec, c)
     _check_gpus(spec, nodes, c)
-    np, hostfile = _check_mpi(spec, nodes, c)
-    _check_trtllm(spec, nodes, np, hostfile, c)
+    _check_mpi(spec, nodes, c)
     _check_shared(spec, c)
     _check_ulimits(spec, nodes, c, docker)
     return c.problems
@@ -605,64 +482,4 @@ def checked(spec):
         "host_routes": len(spec.get("host_routes") or []),
         "docker_hosts": sorted(spec.get("docker_hosts") or {}),
         "ulimits": len(spec.get("ulimits") or {}),
-        "trtllm": bool((spec.get("trtllm") or {}).get("enabled")),
     }
-
-
-def format_problems(problems):
-    """One readable message listing every problem, numbered, each with its fix."""
-    if not problems:
-        return "Preflight found no problems."
-    lines = ["Preflight found %d problem%s (nothing was changed):"
-             % (len(problems), "" if len(problems) == 1 else "s")]
-    for i, p in enumerate(problems, 1):
-        lines.append("%2d. %s\n    Fix: %s" % (i, p["message"], p["fix"]))
-    return "\n".join(lines)
-
-
-def _opts(**options):
-    return dict(type="dict", options=options)
-
-
-# Arguments of the cluster_preflight action (its DOCUMENTATION is modules/cluster_preflight.py).
-PREFLIGHT_ARGUMENT_SPEC = dict(
-    cluster_name=dict(type="str"),
-    mode=dict(type="str", default="docker"),
-    network=_opts(name=dict(type="str"), subnet=dict(type="str"), gateway=dict(type="str")),
-    nodes=dict(type="list", elements="dict", options=dict(
-        name=dict(type="str"), ip=dict(type="str"), gpus=dict(type="list", elements="int"),
-        slots=dict(type="int"), mpi_host=dict(type="str"), docker_host=dict(type="str", default="localhost"))),
-    ssh=_opts(user=dict(type="str"), port=dict(type="int"), kex_algorithms=dict(type="raw")),
-    shared=_opts(host_dir=dict(type="str"), exists=dict(type="bool"), create=dict(type="bool"),
-                 mount=dict(type="str")),
-    mpi=_opts(np=dict(type="int"), launcher=dict(type="str")),
-    trtllm=_opts(enabled=dict(type="bool", default=False), tp_size=dict(type="int"),
-                 pp_size=dict(type="int"), model_dir=dict(type="str"),
-                 model_dir_exists_on=dict(type="dict")),
-    ulimits=dict(type="dict"),
-    docker_networks=dict(type="list", elements="dict"),
-    host_routes=dict(type="list", elements="raw"),
-    proc_net_route=dict(type="str"),
-    docker_hosts=dict(type="dict"),
-    var_names=dict(type="dict"),
-)
-
-
-def preflight(params):
-    """The cluster_preflight result for validated arguments: dict(changed, ok, problems, checked, msg,
-    mtrt_kind, failed). ``proc_net_route`` text and each docker host's ``proc_status``/``proc_limits``
-    are parsed here into ``host_routes`` and ``ulimits``."""
-    spec = {k: v for k, v in params.items() if k != "proc_net_route"}
-    hosts = {}
-    for name, facts in (spec.get("docker_hosts") or {}).items():
-        facts = dict(facts) if isinstance(facts, dict) else facts
-        if isinstance(facts, dict) and "proc_status" in facts:
-            facts["ulimits"] = grantable_ulimits(facts.pop("proc_status"), facts.pop("proc_limits", ""))
-        hosts[name] = facts
-    if spec.get("docker_hosts") is not None:
-        spec["docker_hosts"] = hosts
-    if params.get("proc_net_route"):
-        spec["host_routes"] = (spec.get("host_routes") or []) + parse_proc_net_route(params["proc_net_route"])
-    problems = validate(spec)
-    return dict(changed=False, ok=not problems, problems=problems, checked=checked(spec),
-                msg=format_problems(problems), mtrt_kind="preflight", failed=bool(problems))

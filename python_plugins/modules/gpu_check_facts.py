@@ -1,11 +1,12 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Read a node's GPUs with nvidia-smi."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: gpu_facts
+module: gpu_check_facts
 short_description: Read the GPUs a node can see (nvidia-smi), with topology and NVLink when available
 description:
   - Runs C(nvidia-smi --query-gpu=index,uuid,name,memory.total,pci.bus_id --format=csv,noheader,nounits),
@@ -34,8 +35,8 @@ notes:
 
 EXAMPLES = r"""
 - name: Read this node's GPUs
-  gpu_facts:
-  register: gpu_preflight_facts
+  gpu_check_facts:
+  register: gpu_check_facts
 """
 
 RETURN = r"""
@@ -72,7 +73,8 @@ nvlink:
   returned: always
   type: dict
 nvlink_limit_gbps:
-  description: Per-direction NVLink bandwidth of this GPU model (null when unknown).
+  description: Per-direction NVLink bandwidth of this GPU model; null when unknown, and when this node has no
+    two GPUs joined by NVLink (one GPU, PCIe only, or topology not read).
   returned: always
   type: float
 topology_error:
@@ -116,8 +118,7 @@ def main():
     except GpuParseError as exc:
         module.fail_json(msg=str(exc), **result)
     result.update(gpus=gpus, count=len(gpus), present=bool(gpus),
-                  reason="" if gpus else "nvidia-smi lists no GPU",
-                  nvlink_limit_gbps=nvlink_limit_gbps(gpus[0]["name"]) if gpus else None)
+                  reason="" if gpus else "nvidia-smi lists no GPU")
     if gpus and p["topology"]:
         topo = run_bounded([smi, "topo", "-m"], p["timeout_s"])
         try:
@@ -131,6 +132,9 @@ def main():
             links = run_bounded([smi, "nvlink", "-s"], p["timeout_s"])
             status = parse_nvlink_status(links["stdout"]) if links["rc"] == 0 else {}
             result["nvlink"] = nvlink_summary(result["topology"], status)
+    if result["nvlink"].get("nvlink_pairs"):
+        # A limit of a link the node has: two or more of its GPUs are joined by NVLink.
+        result["nvlink_limit_gbps"] = nvlink_limit_gbps(gpus[0]["name"])
     module.exit_json(**result)
 
 

@@ -1,0 +1,198 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Preflight: every check that needs no running node, before anything is created.
+
+:func:`check` takes a *view* of the run, which the ``preflight_check`` action builds from the
+play's variables and the controller's facts:
+
+    values       {variable: value} every contract variable as the controller's plays see it
+    defaults     {variable: value} the project defaults (roles/cluster), templated
+    host_values  {host: {variable: value}} the cluster_* variables each host's inventory sets
+    role_values  {host: {variable: value}} stage-role variables the inventory or -e sets
+    node_values  {node: {variable: value}} the node_* variables each node sets
+    nodes        cluster_nodes: [{name, ip, slots, gpus, mpi_host}]
+    facts        {docker: listing or None, docker_error, host_gpus, dockerd_ulimits, routes,
+                  shared_exists, mmdebstrap}
+    check_mode   bool
+    roles_dir    where the roles' argument specs are
+
+and returns the problems (each naming the variable, its host where it has one, the value and the
+fix), one message listing them all, and what the later stages need from this run (the docker
+listing, the host's GPUs, the hosts of the later plays).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from mpi_trt_ansible.preflight import contract, gpus, topology
+from mpi_trt_ansible.preflight.problems import format_problems
+
+__all__ = ["check", "format_problems", "stage_hosts"]
+
+# The node_* variables the topology checks own (with their own messages).
+_TOPOLOGY_NODE_VARS = ("node_ip", "node_slots", "node_gpus")
+
+
+def _optional(module, function):
+    """A rule another part of the project provides (``module.function``), or None before it exists."""
+    try:
+        return getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError):
+        return None
+
+
+def trtllm_runs(values, host_gpus):
+    """Whether the TensorRT-LLM stages will run (their settings are then checked here)."""
+    mode = str(values.get("cluster_trtllm_enabled", "auto")).lower()
+    return mode == "true" or (mode == "auto" and bool(host_gpus))
+
+
+def topology_spec(values, nodes, facts, docker_host="localhost"):
+    """The topology checks' spec from the contract values, the nodes and the facts."""
+    mode = values.get("cluster_mode")
+    return {
+        "cluster_name": values.get("cluster_name"),
+        "mode": mode,
+        "network": {"name": values.get("cluster_network_name"), "subnet": values.get("cluster_network_subnet"),
+                    "gateway": values.get("cluster_network_gateway")},
+        "nodes": [dict(n, docker_host=docker_host) for n in nodes],
+        "ssh": {"user": values.get("cluster_ssh_user"), "port": contract._as_int(values.get("cluster_ssh_port")),
+                "kex_algorithms": values.get("cluster_ssh_kex_algorithms")},
+        "shared": {"host_dir": values.get("cluster_shared_host_dir"), "exists": facts.get("shared_exists"),
+                   "create": contract._as_bool(values.get("cluster_shared_host_dir_create")),
+                   "mount": values.get("cluster_shared_mount")},
+        "mpi": {"np": None, "launcher": values.get("cluster_mpi_launcher")},
+        "ulimits": values.get("cluster_ulimits") if isinstance(values.get("cluster_ulimits"), dict) else {},
+        "docker_networks": ((facts.get("docker") or {}).get("networks") or []) if mode == "docker" else [],
+        "host_routes": facts.get("routes") or [],
+        "docker_hosts": {docker_host: {"gpus": facts.get("host_gpus") or [],
+                                       "ulimits": facts.get("dockerd_ulimits") or {}}} if mode == "docker" else {},
+    }
+
+
+def _image_problems(values, facts):
+    """The base image must already be on the docker host (nothing is pulled)."""
+    base = values.get("cluster_image_base") or ""
+    images = (facts.get("docker") or {}).get("images") or []
+    tags = {tag for image in images for tag in image.get("RepoTags") or []}
+    if base:
+        wanted = base if ":" in base.rsplit("/", 1)[-1] else base + ":latest"
+        if wanted not in tags:
+            return [{"variable": "cluster_image_base", "value": base,
+                     "message": "cluster_image_base %r is not on the docker host, and nothing is pulled." % base,
+                     "fix": "Load it first (docker load -i image.tar, or docker pull where a registry is reachable), "
+                            "or set cluster_image_base: \"\" to build the offline Debian base."}]
+        return []
+    has_base = any((image.get("Labels") or {}).get("mtrt.role") == "base" for image in images)
+    if not has_base and not facts.get("mmdebstrap"):
+        return [{"variable": "cluster_image_base", "value": base,
+                 "message": "cluster_image_base is empty, so the node image is built on an offline Debian base, "
+                            "but mmdebstrap is not installed on the controller and no such base exists yet.",
+                 "fix": "Install mmdebstrap (apt-get install mmdebstrap; scripts/bootstrap.sh does), or set "
+                        "cluster_image_base to an image on the docker host (e.g. tensorrt_llm/release:latest)."}]
+    return []
+
+
+def stage_hosts(values, nodes, facts, check_mode=False):
+    """The hosts each later kind of play runs on.
+
+    MPI stages run on the launcher alone; the GPU and TensorRT-LLM stages on every node only where a
+    container can have a GPU (else the launcher alone, which says why they skip). In check mode
+    nothing starts, so before the launcher's container runs no stage can ask a node.
+    """
+    launcher = values.get("cluster_mpi_launcher")
+    names = [n["name"] for n in nodes]
+    runs = True
+    if values.get("cluster_mode") == "docker" and check_mode:
+        running = [c for c in (facts.get("docker") or {}).get("containers") or []
+                   if "/%s" % launcher in (c.get("Names") or []) and c.get("State") == "running"]
+        runs = bool(running)
+    if not runs:
+        return {"launcher": [], "gpu": [], "trtllm": [], "nodes_run": False}
+    host_gpus = facts.get("host_gpus") or []
+    mode = str(values.get("cluster_trtllm_enabled", "auto")).lower()
+    return {
+        "launcher": [launcher],
+        "gpu": names if host_gpus else [launcher],
+        "trtllm": names if mode != "false" and (mode != "auto" or host_gpus) else [launcher],
+        "nodes_run": True,
+    }
+
+
+def _role_problems(role_values, role_specs, hosts):
+    """Stage-role variables that do not fit their role's spec; a value all ``hosts`` have is named once."""
+    seen = {}
+    for host, values in sorted(role_values.items()):
+        for problem in contract.check_values(values, role_specs):
+            key = (problem["variable"], repr(problem["value"]))
+            seen.setdefault(key, (problem, []))[1].append(host)
+    out = []
+    for (name, _), (problem, where_set) in seen.items():
+        if len(where_set) < hosts:
+            where = ", ".join(where_set)
+            problem = dict(problem, variable="%s (%s)" % (name, where),
+                           message=problem["message"].replace(name, "%s (%s)" % (name, where), 1))
+        out.append(problem)
+    return out
+
+
+def _first_per_variable(problems):
+    """One problem per variable: the contract's type or range check and a topology check can both
+    refuse the same value (cluster_ssh_port 0); the first says it."""
+    seen, out = set(), []
+    for problem in problems:
+        key = (problem["variable"], repr(problem["value"]))
+        if key not in seen:
+            seen.add(key)
+            out.append(problem)
+    return out
+
+
+def check(view):
+    """Every problem of the run's view (see the module docstring), and what later stages need."""
+    values, nodes, facts = view.get("values") or {}, view.get("nodes") or [], view.get("facts") or {}
+    specs = contract.load_specs(view["roles_dir"])
+    problems = list(view.get("errors") or [])
+    docker = values.get("cluster_mode") == "docker"
+    cluster_specs = dict(specs["cluster"])
+    will_run_trtllm = trtllm_runs(values, facts.get("host_gpus"))
+    if not will_run_trtllm:
+        cluster_specs = {k: v for k, v in cluster_specs.items()
+                         if not k.startswith("cluster_trtllm_") or k == "cluster_trtllm_enabled"}
+    problems += contract.check_values(values, cluster_specs)
+    node_specs = {k: v for k, v in specs["node"].items() if k not in _TOPOLOGY_NODE_VARS}
+    for node, node_values in sorted((view.get("node_values") or {}).items()):
+        problems += contract.check_values(node_values, node_specs, where="on host %s" % node, host=node)
+    role_specs = {name: dict(spec, _role=role) for name, (role, spec) in specs["roles"].items()}
+    problems += _role_problems(view.get("role_values") or {}, role_specs, len(view.get("host_values") or {}))
+    problems += contract.one_view(view.get("host_values") or {}, view.get("defaults") or {})
+    if docker and facts.get("docker") is None:
+        problems.append({"variable": "cluster_mode", "value": "docker",
+                         "message": "cluster_mode is docker, but the docker engine cannot be asked: %s."
+                                    % (facts.get("docker_error") or "no answer"),
+                         "fix": "Start the docker engine on this machine (and let this user use its socket), or set "
+                                "cluster_mode: local to use this machine directly."})
+    problems += topology.validate(topology_spec(values, nodes, facts))
+    problems += gpus.layout_problems(nodes)
+    if docker and facts.get("docker") is not None:
+        problems += _image_problems(values, facts)
+    if will_run_trtllm:
+        request_problems = _optional("mpi_trt_ansible.trtllm", "request_problems")
+        if request_problems is not None:
+            settings = {k: v for k, v in values.items() if k.startswith("cluster_trtllm_")}
+            problems += request_problems(settings, nodes, version=None)
+    if contract._as_bool(values.get("cluster_serve_enabled")):
+        serve_problems = _optional("mpi_trt_ansible.serving", "serve_problems")
+        if serve_problems is not None:
+            settings = {k: v for k, v in values.items() if k.startswith(("cluster_serve_", "cluster_trtllm_"))}
+            problems += serve_problems(settings, nodes)
+    problems = _first_per_variable(problems)
+    checked = dict(topology.checked(topology_spec(values, nodes, facts)),
+                   variables=len(values), trtllm=will_run_trtllm)
+    return {
+        "changed": False, "failed": bool(problems), "ok": not problems, "problems": problems,
+        "msg": format_problems(problems), "mtrt_kind": "preflight", "checked": checked,
+        "docker": facts.get("docker") or {} if docker else {},
+        "host_gpus": facts.get("host_gpus") or [],
+        "stage_hosts": stage_hosts(values, nodes, facts, view.get("check_mode")),
+    }

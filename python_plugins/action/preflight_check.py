@@ -1,0 +1,128 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
+"""preflight_check: every check that needs no running node, inside the controller process.
+
+It reads what it checks itself: the play's variables (every variable of the inventory contract,
+templated as the plays see them), each host's own inventory values (for one view of the cluster),
+and the controller's facts (the docker engine's listing through the Docker SDK, dockerd's limits,
+routes, GPUs). No module is built, shipped or started. The rules live in the mpi_trt_ansible
+package (``mpi_trt_ansible.preflight``); the documentation in ``python_plugins/modules/preflight_check.py``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+
+import yaml
+from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.plugins.action import ActionBase
+
+try:
+    from mpi_trt_ansible import preflight
+    from mpi_trt_ansible.preflight import contract, facts
+except ImportError as exc:  # pragma: no cover - the controller's Python lacks the project package
+    raise AnsibleError(
+        "the mpi_trt_ansible package is not importable by this ansible-playbook (%s): run scripts/bootstrap.sh "
+        "and use .venv/bin/ansible-playbook, or pip install -e . into the Python that runs Ansible" % exc) from exc
+
+_LOCAL = ("local", "ansible.builtin.local")
+_ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
+
+
+def _raw_defaults(roles_dir):
+    """The project defaults as written (roles/cluster/defaults/main/*.yml, in load order)."""
+    merged = {}
+    for path in sorted(glob.glob(os.path.join(roles_dir, "cluster", "defaults", "main", "*.yml"))):
+        with open(path, encoding="utf-8") as handle:
+            merged.update(yaml.safe_load(handle) or {})
+    return merged
+
+
+def _plain(value):
+    """A value as plain Python (Ansible's tagged str/list/dict become builtins) for comparing and reporting."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("roles_dir",))
+
+    def _template(self, value):
+        return _plain(self._templar.template(value))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        if self._connection.transport not in _LOCAL:
+            raise AnsibleActionFail("preflight_check reads the controller's facts: run it on localhost")
+        roles_dir = self._task.args.get("roles_dir") or _ROLES_DIR
+        specs = contract.load_specs(roles_dir)
+
+        values, errors = {}, []
+        for name in sorted(specs["cluster"]):
+            if name not in task_vars:
+                continue
+            try:
+                values[name] = self._template(task_vars[name])
+            except AnsibleError as exc:
+                errors.append({"variable": name, "value": _plain(task_vars[name]),
+                               "message": "%s cannot be evaluated: %s." % (name, str(exc).splitlines()[0]),
+                               "fix": "Correct the expression of %s in the inventory, or remove it to use the "
+                                      "project default." % name})
+        nodes = values.get("cluster_nodes") or []
+
+        hostvars, groups = task_vars.get("hostvars") or {}, task_vars.get("groups") or {}
+        host_values, node_values, role_values = {}, {}, {}
+        node_names = list(groups.get("nodes") or [])
+        for host in node_names + ["localhost"]:
+            try:
+                raw = hostvars.raw_get(host)
+            except (KeyError, AttributeError, AnsibleError):
+                continue
+            keys = [k for k in raw if isinstance(k, str)]
+            host_values[host] = {k: _plain(raw[k]) for k in keys if k.startswith("cluster_")}
+            set_roles = {k: raw[k] for k in keys if k in specs["roles"]}
+            if set_roles:
+                role_values[host] = {k: self._safe_template(v) for k, v in set_roles.items()}
+            if host in node_names:
+                node_values[host] = {k: self._safe_template(raw[k]) for k in keys if k in specs["node"]}
+        defaults = {k: _plain(v) for k, v in _raw_defaults(roles_dir).items()
+                    if any(k in values_ for values_ in host_values.values())}
+
+        view = {
+            "values": values, "defaults": defaults, "host_values": host_values, "role_values": role_values,
+            "node_values": node_values, "nodes": nodes, "errors": errors, "check_mode": bool(self._task.check_mode),
+            "roles_dir": roles_dir, "facts": self._facts(values),
+        }
+        result.update(preflight.check(view))
+        return result
+
+    def _safe_template(self, value):
+        try:
+            return self._template(value)
+        except AnsibleError:
+            return _plain(value)
+
+    @staticmethod
+    def _facts(values):
+        """What the controller (the docker host in docker mode) says about itself."""
+        shared = values.get("cluster_shared_host_dir")
+        found = {"host_gpus": facts.host_gpus(), "routes": facts.routes(),
+                 "shared_exists": os.path.isdir(shared) if isinstance(shared, str) and shared else None,
+                 "mmdebstrap": bool(shutil.which("mmdebstrap")), "docker": None, "docker_error": None,
+                 "dockerd_ulimits": {}}
+        if values.get("cluster_mode") == "docker":
+            found["dockerd_ulimits"] = facts.dockerd_limits()
+            try:
+                found["docker"] = facts.docker_listing(values.get("cluster_name"))
+            except facts.DockerUnavailable as exc:
+                found["docker_error"] = str(exc)
+        return found

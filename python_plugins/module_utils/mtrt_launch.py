@@ -1,0 +1,299 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
+"""The one launcher of every mpirun the project starts (hello, collectives, GPU checks, run.py, serving).
+
+Plain Python apart from :func:`run_module`, which drives an AnsibleModule. What it
+owns, so that no module re-implements it:
+
+* the shared options (:func:`argument_spec`, documented by the ``mtrt_mpirun`` doc fragment);
+* the hosts (a hostfile or ``host:slots`` strings) and Open MPI's by-slot placement of the ranks;
+* the argv: mpirun and the ranks' interpreter resolved to absolute paths on the launcher (every
+  rank runs the same ones), ``--allow-run-as-root`` only as root, ``--hostfile`` / ``--host``,
+  ``-np``, ``--mca`` pairs, ``-x`` for every exported variable, ``--tag-output`` so each line
+  says which rank printed it;
+* the bounded run (``mtrt_proc.run_bounded``: the whole process tree is killed at the deadline),
+  a pid file per launch while it runs (so an interrupted play can stop it by pid), and the
+  split of the tagged output into plain stdout/stderr plus each rank's last lines;
+* the result keys every launch returns and its failure messages, with the known raw errors
+  explained (``mtrt_explain``) and the ranks that never printed named with their host.
+
+A stage module supplies its options, the command every rank runs and a ``judge`` that parses the
+output into result keys and problems; :func:`run_module` does the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+
+from ansible.module_utils.mtrt_explain import explain, format_explained
+from ansible.module_utils.mtrt_proc import run_bounded, tail
+from ansible.module_utils.mtrt_rules import HostfileError, by_slot_placement, parse_hostfile, ranges
+
+# Where a launch's pid file lives while it runs (one per launch; see stop_launches).
+PID_DIR = os.environ.get("MTRT_LAUNCH_DIR", "/tmp/mtrt-launch")
+# Open MPI's --tag-output prefix. It starts every line a rank prints, and again every 4 KiB inside a
+# long line (each output chunk is tagged), so tags are stripped wherever they stand.
+_TAG_RE = re.compile(r"\[(\d+),(\d+)\]<(stdout|stderr)>:")
+RANK_TAIL_LINES = 5
+_LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+class LaunchError(ValueError):
+    """A launch that cannot be started as asked (no such hostfile, more ranks than slots...)."""
+
+
+# Options every mpirun-launching module shares; documented once in doc_fragments/mtrt_mpirun.py.
+def argument_spec(timeout_s=120, **own):
+    spec = dict(
+        hostfile=dict(type="path"),
+        hosts=dict(type="list", elements="str"),
+        np=dict(type="int"),
+        python=dict(type="str", default="python3"),
+        mpirun=dict(type="str", default="mpirun"),
+        timeout_s=dict(type="int", default=timeout_s),
+        mca=dict(type="dict", default={}),
+        env=dict(type="dict", default={}),
+        extra_args=dict(type="list", elements="str", default=[]),
+        tag_output=dict(type="bool", default=True),
+    )
+    spec.update(own)
+    return spec
+
+
+def hosts_of(params):
+    """``[(host, slots)]`` from ``params['hostfile']`` (read here) or ``params['hosts']``."""
+    if params.get("hostfile"):
+        try:
+            with open(params["hostfile"]) as handle:
+                hosts = parse_hostfile(handle.read())
+        except OSError as exc:
+            raise LaunchError("cannot read hostfile %s: %s" % (params["hostfile"], exc.strerror or exc))
+        except HostfileError as exc:
+            raise LaunchError("hostfile %s: %s" % (params["hostfile"], exc))
+    else:
+        hosts = []
+        for item in params.get("hosts") or []:
+            name, _, slots = str(item).partition(":")
+            if not name or (slots and not slots.isdigit()):
+                raise LaunchError("hosts entry %r is not name[:slots]" % item)
+            hosts.append((name, int(slots or 1)))
+    if not hosts:
+        raise LaunchError("no hosts: give a hostfile with at least one host, or hosts")
+    return hosts
+
+
+def running_as_root():
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _absolute(program):
+    """``program`` resolved on the launcher (as given when it is a path or not found)."""
+    if os.sep in program:
+        return program
+    return shutil.which(program) or program
+
+
+class Launch:
+    """One planned mpirun: hosts, ranks, where each rank lands, the argv and its environment."""
+
+    def __init__(self, params, command, env=None):
+        self.params = params
+        self.hosts = hosts_of(params)
+        self.slots = sum(s for _, s in self.hosts)
+        self.np = params.get("np") or self.slots
+        placement = by_slot_placement(self.hosts, self.np)
+        if placement is None:
+            raise LaunchError("np=%d ranks requested but the hosts give %d slots (%s): lower np or raise node_slots"
+                              % (self.np, self.slots, self.layout()))
+        # "localhost" in a hostfile is the launcher itself, which ranks report by its real name.
+        me = socket.gethostname()
+        self.placement = {r: (me if h in _LOCAL_NAMES else h) for r, h in placement.items()}
+        self.env = dict(env if env is not None else params.get("env") or {})
+        self.mpirun = _absolute(params.get("mpirun") or "mpirun")
+        command = [str(c) for c in command]
+        if command:
+            # The program every rank runs (python3, ...) is resolved where mpirun starts, so
+            # every rank runs the interpreter the launcher sees, whatever a remote shell's PATH says.
+            command[0] = _absolute(command[0])
+        self.command = command
+        self.argv = self._argv()
+
+    def layout(self):
+        return ", ".join("%s:%d" % hs for hs in self.hosts)
+
+    def _argv(self):
+        p = self.params
+        argv = [self.mpirun]
+        if running_as_root():
+            argv.append("--allow-run-as-root")
+        if p.get("tag_output", True):
+            argv.append("--tag-output")
+        if p.get("hostfile"):
+            argv += ["--hostfile", p["hostfile"]]
+        else:
+            argv += ["--host", ",".join("%s:%d" % hs for hs in self.hosts)]
+        argv += ["-np", str(int(self.np))]
+        for key in sorted(p.get("mca") or {}):
+            argv += ["--mca", str(key), str(p["mca"][key])]
+        for name in sorted(self.env):
+            argv += ["-x", str(name)]
+        argv += [str(a) for a in p.get("extra_args") or []]
+        return argv + self.command
+
+    def hosts_of_ranks(self, ranks):
+        """``'0-1 on node1, 2 on node2'`` for ``ranks``."""
+        by_host = {}
+        for rank in sorted(ranks):
+            by_host.setdefault(self.placement.get(rank, "?"), []).append(rank)
+        return ", ".join("%s on %s" % (ranges(rs), host) for host, rs in by_host.items())
+
+
+def split_tagged(text):
+    """Open MPI ``--tag-output`` text -> (plain text, {rank: [lines]}).
+
+    Lines without a tag (mpirun's own messages) stay in the plain text, untouched.
+    """
+    plain, per_rank = [], {}
+    for line in text.splitlines():
+        if not _TAG_RE.match(line):
+            plain.append(line)
+            continue
+        pieces = _TAG_RE.split(line)  # ['', job, rank, stream, text, job, rank, stream, text, ...]
+        body = "".join(pieces[4::4])
+        plain.append(body)
+        per_rank.setdefault(int(pieces[2]), []).append(body)
+    return "\n".join(plain) + ("\n" if plain else ""), per_rank
+
+
+def base_result(kind, launch=None, argv=None):
+    """The keys every launch result carries, before it ran."""
+    return dict(
+        mtrt_kind=kind, changed=False, command=launch.argv if launch else (argv or []), rc=None,
+        timed_out=False, duration_s=0.0, np=launch.np if launch else 0,
+        expected_placement={str(r): h for r, h in (launch.placement if launch else {}).items()},
+        ranks_seen=[], ranks_silent=[], rank_tails={}, left_running=[], explained=[],
+        problems=[], stdout_tail="", stderr_tail="")
+
+
+def execute(launch, timeout_s, pid_dir=PID_DIR, name="launch"):
+    """Run ``launch`` bounded; return the run dict with stdout/stderr untagged and per-rank lines."""
+    pid_path = None
+    if pid_dir:
+        try:
+            os.makedirs(pid_dir, mode=0o700, exist_ok=True)
+            pid_path = os.path.join(pid_dir, "%s-%d.pid" % (name, os.getpid()))
+        except OSError:
+            pid_path = None
+
+    def remember(pid):
+        if pid_path:
+            with open(pid_path, "w") as handle:
+                handle.write("%d\n" % pid)
+
+    try:
+        run = run_bounded(launch.argv, timeout_s, env=launch.env or None, on_start=remember)
+    finally:
+        if pid_path:
+            try:
+                os.unlink(pid_path)
+            except OSError:
+                pass
+    out, out_ranks = split_tagged(run["stdout"])
+    err, err_ranks = split_tagged(run["stderr"])
+    per_rank = {r: out_ranks.get(r, []) + err_ranks.get(r, []) for r in set(out_ranks) | set(err_ranks)}
+    run.update(stdout=out, stderr=err, per_rank=per_rank)
+    return run
+
+
+def record(result, launch, run):
+    """Fill ``result`` with what every launch reports about its run."""
+    seen = sorted(r for r in run["per_rank"] if r in launch.placement)
+    result.update(
+        rc=run["rc"], timed_out=run["timed_out"], duration_s=run["duration_s"],
+        left_running=run["left_running"], ranks_seen=seen,
+        ranks_silent=sorted(set(launch.placement) - set(seen)),
+        rank_tails={str(r): lines[-RANK_TAIL_LINES:] for r, lines in sorted(run["per_rank"].items())},
+        stdout_tail=tail(run["stdout"]), stderr_tail=tail(run["stderr"]),
+        explained=explain(run["stdout"] + "\n" + run["stderr"]))
+
+
+def failure_message(kind, launch, result, problems, bound_name="timeout_s", advice=None):
+    """What failed first (the timeout, or the problems the output shows), then where, which ranks
+    never printed and on which host, each silent-or-not rank's last line on a timeout, the
+    explained causes, and the raw tail they came from."""
+    where = "%s: np=%d on %s" % (kind, launch.np, launch.layout())
+    parts = []
+    if result["timed_out"]:
+        parts.append("%s timed out after %ds and every process it started was killed; %s (%s)"
+                     % (kind, launch.params.get("timeout_s") or 0,
+                        advice or "raise %s if the work needs longer" % bound_name, where))
+        if result["left_running"]:
+            parts.append("pids %s could not be killed" % ", ".join(map(str, result["left_running"])))
+        parts += list(problems or [])
+    else:
+        parts += list(problems or [])
+        parts.append("%s, mpirun exited with %s" % (where, result["rc"]))
+    failed = result["timed_out"] or result["rc"] not in (0, None)
+    if result["ranks_silent"] and failed:
+        parts.append("rank(s) %s never printed anything" % launch.hosts_of_ranks(result["ranks_silent"]))
+    if result["timed_out"]:
+        for rank in result["ranks_seen"][:4]:
+            last = (result["rank_tails"].get(str(rank)) or [""])[-1]
+            parts.append("rank %d (%s) last printed %r" % (rank, launch.placement.get(rank, "?"), last[:160]))
+    if result["explained"]:
+        parts.append(format_explained(result["explained"], limit=3))
+    if not result["explained"] and failed:
+        parts.append("output tail: %s" % (tail((result["stdout_tail"] + "\n" + result["stderr_tail"]).strip(), 8)
+                                          or "(empty)"))
+    return ". ".join(p.rstrip(".") for p in parts) + "."
+
+
+def run_module(module, kind, command, judge, env=None, check=None, bound_name="timeout_s", advice=None,
+               defaults=None):
+    """Drive one launch inside ``module``: plan, check mode, run, judge, exit or fail.
+
+    ``command``: what every rank runs, e.g. ``[python, script, args...]``.
+    ``judge(run, launch, result) -> problems``: parses the run into ``result`` keys.
+    ``check(launch) -> problems``: refusals before anything starts (optional).
+    ``defaults``: the module's own result keys with their empty values (every result carries them).
+    ``bound_name`` / ``advice``: the variable that sets the bound, and what a timeout message advises.
+    """
+    params = module.params
+    try:
+        launch = Launch(params, command, env=env)
+    except LaunchError as exc:
+        result = dict(base_result(kind, argv=[params.get("mpirun") or "mpirun"] + [str(c) for c in command]),
+                      **(defaults or {}))
+        module.fail_json(msg="%s (%s)" % (exc, kind), **dict(result, problems=[str(exc)]))
+    result = dict(base_result(kind, launch), **(defaults or {}))
+    problems = list(check(launch) if check else [])
+    if problems:
+        module.fail_json(msg="%s (%s)" % ("; ".join(problems), kind), **dict(result, problems=problems))
+    if not os.path.exists(launch.mpirun):
+        msg = ("%s: mpirun not found on the launcher (%s): install Open MPI there (the node image has it)"
+               % (kind, params.get("mpirun")))
+        module.fail_json(msg=msg, **dict(result, problems=[msg]))
+    if module.check_mode:
+        # rc stays null (nothing ran); say failed=false, or Ansible reads a non-zero rc as a failure.
+        module.exit_json(skipped_reason="check mode: mpirun not started", failed=False, **result)
+    run = execute(launch, params["timeout_s"], name=kind)
+    record(result, launch, run)
+    if run["timed_out"]:
+        problems = []
+        try:
+            problems = judge(run, launch, result) or []
+        except Exception:  # noqa: BLE001 - what a killed run printed may not parse; the timeout is the news
+            pass
+        module.fail_json(msg=failure_message(kind, launch, result, problems, bound_name, advice),
+                         **dict(result, problems=problems + ["timed out"]))
+    try:
+        problems = judge(run, launch, result) or []
+    except ValueError as exc:  # a parser found no usable output (its message says what was missing)
+        problems = [str(exc)]
+    result["problems"] = problems
+    if problems or run["rc"] != 0:
+        module.fail_json(msg=failure_message(kind, launch, result, problems, bound_name, advice), **result)
+    module.exit_json(**result)

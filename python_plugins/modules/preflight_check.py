@@ -1,0 +1,89 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
+"""Documentation of the preflight_check action (python_plugins/action/preflight_check.py); it never runs as a module."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: preflight_check
+short_description: Check the inventory, every setting and the docker host before anything is created
+description:
+  - Runs inside the controller process (an action plugin); it has no options. It reads the play's variables
+    itself, so what it checks is exactly what the plays will use.
+  - Checks every variable of the inventory contract against its argument spec (type, choices) and range, namely
+    the cluster-wide C(cluster_*) settings (C(roles/cluster/meta/argument_specs.yml), entry point
+    C(contract)), the per-node C(node_*) settings (entry point C(node)) and any stage-role variable the
+    inventory or C(-e) sets (each role's C(main) entry point). The C(cluster_trtllm_*) settings are checked
+    when the TensorRT-LLM stages will run.
+  - Refuses a cluster-wide variable that differs between hosts (set under C(nodes) C(vars) or on one host),
+    naming the variable, the hosts and every value.
+  - Checks the topology (node names, addresses, slots, GPUs, the network against docker's networks and the
+    host's routes, SSH, the shared directory, ulimits against what the docker daemon can grant, the launcher)
+    and the GPU layout (one rank per pinned GPU), the base image on the docker host, and, where those rules
+    exist, the TensorRT-LLM world and the serving layout.
+  - Reads the docker engine once, in-process with the Docker SDK, for this cluster's containers, every image and
+    network. Later stages decide from that listing instead of asking again.
+  - Reports B(every) problem at once, each naming the variable (and its host), its value and the fix; fails
+    when there is any. Changes nothing (C(changed) is always false).
+author: mpi-trt-ansible
+version_added: "1.0.0"
+options: {}
+notes:
+  - Supports check mode (it never changes anything); in check mode before the launcher's container runs,
+    the stages that run inside the nodes are not given any host.
+"""
+
+EXAMPLES = r"""
+- name: Check the inventory, every setting and the docker host (nothing is changed)
+  preflight_check:
+  register: preflight_result
+"""
+
+RETURN = r"""
+mtrt_kind:
+  description: Always C(preflight); lets the run report file this result.
+  returned: always
+  type: str
+  sample: preflight
+ok:
+  description: True when no problem was found.
+  returned: always
+  type: bool
+  sample: false
+problems:
+  description: Every problem found; each names the variable (and its host), its value, what is wrong and the fix.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - variable: node_ip (node2)
+      value: 192.168.123.1
+      message: node_ip (node2) 192.168.123.1 equals cluster_network_gateway (the bridge itself).
+      fix: "Give node2 a free address in 192.168.123.0/24, e.g. node_ip: 192.168.123.2."
+checked:
+  description: What was checked, as counts.
+  returned: always
+  type: dict
+  sample: {mode: docker, nodes: 2, slots: 4, np: 4, gpus: 0, docker_networks: 3, host_routes: 3,
+           docker_hosts: [localhost], ulimits: 1, variables: 58, trtllm: false}
+docker:
+  description: The docker host's listing (this cluster's containers, every image and network); empty outside docker mode.
+  returned: always
+  type: dict
+host_gpus:
+  description: GPU indexes nvidia-smi lists on the controller ([] for none).
+  returned: always
+  type: list
+  elements: int
+stage_hosts:
+  description: The hosts of the later plays (C(launcher), C(gpu), C(trtllm)) and whether nodes can be asked (C(nodes_run)).
+  returned: always
+  type: dict
+  sample: {launcher: [node1], gpu: [node1], trtllm: [node1], nodes_run: true}
+msg:
+  description: One message listing every problem, numbered, each with its fix.
+  returned: always
+  type: str
+"""

@@ -1,0 +1,116 @@
+"""mtrt_explain: known raw messages -> cause and fix (one table for every stage)."""
+
+import re
+
+import pytest
+from ansible.module_utils.mtrt_explain import KNOWN_ERRORS, explain, format_explained
+from ansible.module_utils.mtrt_gpu import NCCL_ERROR_MARKER, parse_nccl_allreduce, parse_rank_errors
+from ansible.module_utils.mtrt_collectives import OutputError
+from test_mtrt_gpu import named
+
+# --- raw messages explained ----------------------------------------------------------------------
+
+RAW = [
+    ("vm:1003:1003 [1] init.cc:1129 NCCL WARN Duplicate GPU detected : rank 1 and rank 0 both on CUDA device 60",
+     "ranks 1 and 0 run on the same GPU (bus id 60)", "keep node_slots <= the GPUs of each node"),
+    ("RuntimeError: CUDA error: invalid device ordinal", "a rank asked for a GPU index its node does not have",
+     "set cluster_trtllm_gpus_per_node"),
+    ("node1:88:99 [0] include/shm.h:28 NCCL WARN Call to posix_fallocate failed : No space left on device",
+     "/dev/shm in the node is too small", "raise cluster_shm_size"),
+    ("torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, unhandled system error "
+     "(run with NCCL_DEBUG=INFO for details), NCCL version 2.18.1", "a system call inside NCCL failed",
+     "read the 'NCCL WARN' line above it"),
+    ("[TensorRT-LLM][ERROR] Assertion failed: peer access is not supported between these two devices",
+     "the GPUs cannot reach each other directly", "give both GPUs to one node"),
+    ('docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].',
+     "docker on this host has no NVIDIA runtime", "install nvidia-container-toolkit"),
+    ("RuntimeError: No CUDA GPUs are available; CUDA error: no CUDA-capable device is detected",
+     "the rank sees no usable GPU", "pin GPUs with node_gpus"),
+    ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 4.00 GiB", "the GPU has too little free memory",
+     "free the GPU"),
+    ("OSError: [Errno 28] No space left on device: '/tmp/engine'", "a filesystem the ranks write to is full",
+     "free space there"),
+    ("ModuleNotFoundError: No module named 'mpi4py'", "the interpreter the ranks run has no mpi4py module",
+     "install mpi4py for that interpreter on every node, or point cluster_mpi_python"),
+    ("ssh: connect to host node2 port 22: Connection refused", "nothing listens for ssh on node2 port 22",
+     "start the node"),
+    ("ssh: connect to host node3 port 22: No route to host", "node3 cannot be reached on port 22",
+     "check that node3 runs"),
+    ("ssh: Could not resolve hostname node9: Name or service not known", "the launcher cannot resolve node9",
+     "check the node's name"),
+    ("Host key verification failed.", "a node's host key differs from the one pinned", "re-run site.yml"),
+    ("root@node2: Permission denied (publickey).", "the cluster key is not accepted by a node", "re-run site.yml"),
+    ("ORTE was unable to reliably start one or more daemons.", "mpirun could not start its daemon",
+     "the ssh check names the hop"),
+    ("There are not enough slots available in the system to satisfy the 8", "8 ranks were requested",
+     "raise node_slots"),
+    ("[node1][[4711,1],1][btl_tcp_endpoint.c:626:mca_btl_tcp_endpoint_recv_connect_ack] connect() to 172.17.0.2 failed",
+     "ranks could not open TCP connections", "keep Open MPI pinned"),
+    ("Read -1, expected 65536, errno = 1", "Open MPI's shared-memory single copy (CMA) is blocked",
+     "keep btl_vader_single_copy_mechanism=none"),
+    ("mpirun noticed that process rank 6 with PID 4312 on node node3 exited on signal 9 (Killed).",
+     "rank 6 on node3 was killed with SIGKILL", "the report's node table says whether node3 was OOM-killed"),
+    ("mpirun noticed that process rank 2 with PID 88 on node node2 exited on signal 11 (Segmentation fault).",
+     "rank 2 on node2 died on signal 11", "the rank's last lines"),
+    ("mpirun was unable to launch the specified application as it could not access or execute an executable:",
+     "a node cannot run the program the ranks start", "install it on every node"),
+    ("RuntimeError: Engine world size (2 * 1) != Runtime world size (1)", "the engine was built for 2 ranks but 1",
+     "launch tp_size x pp_size ranks"),
+    ("[TensorRT-LLM][ERROR] Serialization assertion stdVersionRead == kSERIALIZATION_VERSION failed",
+     "the engine was built by another TensorRT version", "rebuild the engine"),
+    ("failed to start GRPC service: Unavailable - Socket '0.0.0.0:8001' already in use", "a port the server needs is taken",
+     "choose other ports"),
+]
+
+
+@pytest.mark.parametrize("raw,cause,fix", RAW)
+def test_explain_known_raw_messages(raw, cause, fix):
+    explained = explain("some other line\n" + raw + "\nmore\n")
+    assert len(explained) == 1 and explained[0]["raw"] == raw
+    assert explained[0]["cause"].startswith(cause) and explained[0]["fix"].startswith(fix)
+
+
+def test_every_table_entry_is_plain_data_and_is_tested():
+    assert len({e["id"] for e in KNOWN_ERRORS}) == len(KNOWN_ERRORS)
+    for entry in KNOWN_ERRORS:
+        assert set(entry) == {"id", "pattern", "cause", "fix"} and re.compile(entry["pattern"])
+    hit = {next(e["id"] for e in KNOWN_ERRORS if re.search(e["pattern"], raw)) for raw, _, _ in RAW}
+    assert hit == {e["id"] for e in KNOWN_ERRORS}, "untested entries: %s" % ({e["id"] for e in KNOWN_ERRORS} - hit)
+
+
+def test_explain_nothing_known():
+    assert explain("") == [] and explain("NCCL INFO all fine\nrank 0 done\n") == []
+    assert format_explained([]) == ""
+
+
+def test_explain_duplicate_gpu_capture_once_with_the_raw_nccl_line():
+    """SYNTHESISED fixture: 2 ranks on one GPU; both ranks report it, in both orders, and in their errors."""
+    text = named("synthesised_h200x1_np2_duplicate_gpu.txt")
+    explained = explain(text)
+    assert explained == [{
+        "raw": "vm:2003:2003 [0] NCCL WARN Duplicate GPU detected : rank 1 and rank 0 both on CUDA device 60",
+        "cause": "ranks 1 and 0 run on the same GPU (bus id 60); NCCL needs one rank per GPU",
+        "fix": "keep node_slots <= the GPUs of each node (lower node_slots, or pin more GPUs with node_gpus); "
+               "the rank -> GPU check names the host"}]
+    assert format_explained(explained).startswith(
+        "Cause: ranks 1 and 0 run on the same GPU (bus id 60); NCCL needs one rank per GPU; fix: keep node_slots")
+    assert parse_rank_errors(text) == [
+        "rank 1 (vm, cuda:0): DistBackendError: NCCL error in: /pytorch/torch/csrc/distributed/c10d/NCCLUtils.cpp, "
+        "invalid usage (run with NCCL_DEBUG=WARN for details), NCCL version 2.28.9\nncclInvalidUsage: This usually "
+        "reflects invalid usage of NCCL library.\nLast error:\nDuplicate GPU detected : rank 1 and rank 0 both on "
+        "CUDA device 60", parse_rank_errors(text)[1]]
+    assert parse_rank_errors(text)[1].startswith("rank 0 (vm, cuda:0): DistBackendError")
+    with pytest.raises(OutputError, match="no 'MTRT-NCCL-ALLREDUCE' line"):
+        parse_nccl_allreduce(text)
+
+
+def test_explain_keeps_long_raw_lines_short_and_stops_at_the_limit():
+    long_line = "x" * 500 + " invalid device ordinal " + "y" * 500
+    explained = explain(long_line)
+    assert len(explained[0]["raw"]) == 300 and "invalid device ordinal" in explained[0]["raw"]
+    many = "\n".join("NCCL WARN Duplicate GPU detected : rank %d and rank %d both on CUDA device 60" % (i, i + 1)
+                     for i in range(20))
+    assert len(explain(many, limit=3)) == 3
+    assert NCCL_ERROR_MARKER.strip() == "MTRT-NCCL-ALLREDUCE-ERROR"
+
+

@@ -1,0 +1,213 @@
+"""Preflight as a whole (mpi_trt_ansible.preflight.check) and the preflight_check action that builds its view.
+
+The view is what the action reads from a play: the contract values, each host's own inventory values,
+the nodes and the controller's facts (here from fixtures).
+"""
+
+import copy
+import json
+
+import pytest
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+from conftest import FIXTURES, ROOT, load_action, project_defaults
+from mpi_trt_ansible import preflight
+from mpi_trt_ansible.preflight import facts
+
+ROLES = str(ROOT / "roles")
+NODES = [{"name": "node1", "ip": "192.168.123.111", "slots": 2, "gpus": [], "mpi_host": "node1"},
+         {"name": "node2", "ip": "192.168.123.112", "slots": 2, "gpus": [], "mpi_host": "node2"}]
+LISTING = {"containers": [], "networks": json.loads((FIXTURES / "topology" / "docker_networks.json").read_text()),
+           "images": [{"Id": "sha256:base", "RepoTags": ["mtrt-base:bookworm-abc"], "Labels": {"mtrt.role": "base"}}]}
+
+
+def values():
+    """The project defaults as the plays see them (templated ones filled in as the defaults say)."""
+    out = {k: v for k, v in project_defaults().items() if not (isinstance(v, str) and "{{" in v)}
+    out.update(cluster_state_dir="/state/mtrt", cluster_shared_host_dir="/state/mtrt/shared",
+               cluster_mpi_launcher="node1", cluster_trtllm_model_dir="/TRTDir/Models/chatglm2-6b",
+               cluster_trtllm_tokenizer_dir="/TRTDir/Models/chatglm2-6b", cluster_trtllm_engine_root="/TRTDir/engines",
+               cluster_trtllm_nccl_socket_ifname="eth0", cluster_nodes=copy.deepcopy(NODES), cluster_node={},
+               cluster_node_config_dir="/etc/mtrt/cluster", cluster_mpi_hostfile="/etc/mtrt/cluster/hostfile",
+               cluster_mpi_np=4, cluster_mpi_mca_effective={}, cluster_docker_listing={},
+               cluster_docker_listing_stale=False, cluster_host_gpus=None)
+    return out
+
+
+def view(**changes):
+    v = {"values": values(), "defaults": {"cluster_network_subnet": "192.168.123.0/24", "cluster_mpi_timeout_s": 120},
+         "host_values": {"node1": {}, "node2": {}, "localhost": {}}, "role_values": {}, "node_values": {},
+         "nodes": copy.deepcopy(NODES), "errors": [], "check_mode": False, "roles_dir": ROLES,
+         "facts": {"docker": copy.deepcopy(LISTING), "docker_error": None, "host_gpus": [],
+                   "dockerd_ulimits": facts.parse_proc_limits((FIXTURES / "topology" / "proc_limits_dockerd.txt")
+                                                              .read_text()),
+                   "routes": facts.parse_proc_net_route((FIXTURES / "topology" / "proc_net_route_docker_host.txt")
+                                                        .read_text()),
+                   "shared_exists": False, "mmdebstrap": True}}
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(v.get(key), dict):
+            v[key].update(value)
+        else:
+            v[key] = value
+    return v
+
+
+def variables(result):
+    return [p["variable"] for p in result["problems"]]
+
+
+def test_the_default_cluster_passes_and_hands_on_what_later_stages_need():
+    result = preflight.check(view())
+    assert result["ok"] and not result["failed"] and result["problems"] == [], result["msg"]
+    assert result["mtrt_kind"] == "preflight" and result["changed"] is False
+    assert result["docker"]["images"][0]["Id"] == "sha256:base" and result["host_gpus"] == []
+    assert result["stage_hosts"] == {"launcher": ["node1"], "gpu": ["node1"], "trtllm": ["node1"], "nodes_run": True}
+    assert result["checked"]["nodes"] == 2 and result["checked"]["variables"] > 50
+
+
+def test_a_cluster_variable_set_under_nodes_vars_is_refused_naming_hosts_and_values():
+    v = view(host_values={"node1": {"cluster_network_subnet": "10.8.0.0/24"},
+                          "node2": {"cluster_network_subnet": "10.8.0.0/24"}, "localhost": {}})
+    problems = preflight.check(v)["problems"]
+    assert variables({"problems": problems}) == ["cluster_network_subnet"]
+    assert problems[0]["message"].startswith(
+        "cluster_network_subnet differs between hosts: '10.8.0.0/24' on node1, node2; '192.168.123.0/24' on "
+        "localhost (project default).")
+    assert "under all: vars:" in problems[0]["fix"]
+
+
+def test_one_host_setting_its_own_value_is_refused_and_the_same_value_everywhere_is_not():
+    v = view(host_values={"node1": {}, "node2": {"cluster_mpi_timeout_s": 60}, "localhost": {}})
+    assert variables(preflight.check(v)) == ["cluster_mpi_timeout_s"]
+    same = {h: {"cluster_mpi_timeout_s": 60} for h in ("node1", "node2", "localhost")}
+    assert preflight.check(view(host_values=same))["problems"] == []
+
+
+@pytest.mark.parametrize("name,value,words", [
+    ("cluster_mpi_timeout_s", -5, "it must be 1 or more"),
+    ("cluster_mpi_timeout_s", "abc", "it must be a whole number, not a string"),
+    ("cluster_ssh_port", 70000, "it must be at most 65535"),
+    ("cluster_shm_size", "lots", "it must be a size such as 1g"),
+    ("cluster_mode", "kubernetes", "it must be one of docker, local"),
+    ("cluster_shared_host_dir_create", "maybe", "it must be true or false"),
+    ("cluster_ulimits", [1], "it must be a mapping"),
+    ("cluster_ssh_kex_algorithms", ["nope"], "names key exchanges OpenSSH does not know: 'nope'"),
+])
+def test_every_contract_variable_is_checked_against_its_spec_and_range(name, value, words):
+    v = view()
+    v["values"][name] = value
+    problems = [p for p in preflight.check(v)["problems"] if p["variable"] == name]
+    assert problems and words in problems[0]["message"], preflight.check(v)["msg"]
+    assert problems[0]["value"] == value and name in problems[0]["fix"]
+
+
+def test_strings_that_read_as_the_type_pass():
+    """-e cluster_mpi_timeout_s=60 gives the string '60'; the roles' specs convert it, so preflight accepts it."""
+    v = view()
+    v["values"].update(cluster_mpi_timeout_s="60", cluster_ssh_port="22", cluster_shared_host_dir_create="yes")
+    assert preflight.check(v)["problems"] == []
+
+
+def test_trtllm_settings_are_checked_only_when_the_stages_will_run():
+    v = view()
+    v["values"].update(cluster_trtllm_tp_size="two", cluster_trtllm_enabled="false")
+    assert preflight.check(v)["problems"] == []
+    v["values"]["cluster_trtllm_enabled"] = "true"
+    assert "cluster_trtllm_tp_size" in variables(preflight.check(v))
+
+
+def test_stage_role_variables_are_checked_and_a_value_every_host_has_is_named_once():
+    same = {h: {"mpi_hello_timeout_s": -3} for h in ("node1", "node2", "localhost")}
+    result = preflight.check(view(role_values=same))
+    assert variables(result) == ["mpi_hello_timeout_s"] and "roles/mpi_hello" in result["problems"][0]["fix"]
+    one = {"node2": {"mpi_collectives_max_bytes": "big"}, "node1": {}, "localhost": {}}
+    assert variables(preflight.check(view(role_values=one))) == ["mpi_collectives_max_bytes (node2)"]
+
+
+def test_node_variables_are_checked_on_their_host():
+    result = preflight.check(view(node_values={"node2": {"node_mpi_host": ["x"]}}))
+    assert variables(result) == ["node_mpi_host (node2)"] and "on host node2" in result["problems"][0]["fix"]
+
+
+def test_ranks_over_pinned_gpus_are_refused():
+    nodes = copy.deepcopy(NODES)
+    nodes[1]["gpus"] = [0]
+    v = view(nodes=nodes)
+    v["facts"]["host_gpus"] = [0]
+    assert "node_slots (node2)" in variables(preflight.check(v))
+
+
+def test_the_base_image_must_be_on_the_docker_host():
+    v = view()
+    v["values"]["cluster_image_base"] = "tensorrt_llm/release"
+    problem = preflight.check(v)["problems"][0]
+    assert problem["variable"] == "cluster_image_base" and "docker load" in problem["fix"]
+    v["facts"]["docker"]["images"].append({"Id": "sha256:t", "RepoTags": ["tensorrt_llm/release:latest"]})
+    assert preflight.check(v)["problems"] == []
+    v = view()
+    v["facts"].update(docker={"containers": [], "networks": LISTING["networks"], "images": []}, mmdebstrap=False)
+    assert "mmdebstrap" in preflight.check(v)["problems"][0]["fix"]
+
+
+def test_no_docker_engine_is_one_problem_not_a_crash():
+    v = view()
+    v["facts"].update(docker=None, docker_error="Error while fetching server API version: connection refused")
+    problem = preflight.check(v)["problems"][0]
+    assert problem["variable"] == "cluster_mode" and "connection refused" in problem["message"]
+
+
+def test_check_mode_before_the_launcher_runs_gives_the_node_stages_no_host():
+    assert preflight.check(view(check_mode=True))["stage_hosts"]["nodes_run"] is False
+    v = view(check_mode=True)
+    v["facts"]["docker"]["containers"] = [{"Names": ["/node1"], "State": "running"}]
+    assert preflight.check(v)["stage_hosts"]["launcher"] == ["node1"]
+
+
+def test_gpu_hosts_give_gpu_and_trtllm_stages_every_node():
+    v = view()
+    v["facts"]["host_gpus"] = [0, 1]
+    nodes = copy.deepcopy(NODES)
+    nodes[0].update(gpus=[0], slots=1)
+    nodes[1].update(gpus=[1], slots=1)
+    v["nodes"] = nodes
+    hosts = preflight.check(v)["stage_hosts"]
+    assert hosts["gpu"] == ["node1", "node2"] and hosts["trtllm"] == ["node1", "node2"]
+
+
+def test_every_problem_comes_back_in_one_numbered_message():
+    v = view(host_values={"node1": {"cluster_mpi_timeout_s": 5}, "node2": {}, "localhost": {}})
+    v["values"]["cluster_ssh_port"] = 0
+    v["nodes"][1]["slots"] = "two"
+    result = preflight.check(v)
+    assert result["failed"] and result["msg"].startswith("Preflight found 3 problems (nothing was changed):")
+    assert variables(result) == ["cluster_ssh_port", "cluster_mpi_timeout_s", "node_slots (node2)"]
+
+
+# --- the action: what it reads from a play ----------------------------------------------------------
+
+class FakeHostvars(dict):
+    """Ansible's hostvars as the action uses it: raw_get(host) -> that host's own (untemplated) vars."""
+
+    def raw_get(self, host):
+        return self[host]
+
+
+def test_the_action_reads_the_play_and_each_host(run_action, monkeypatch):
+    action = load_action("preflight_check")
+    monkeypatch.setattr(action.facts, "docker_listing", lambda cluster: copy.deepcopy(LISTING))
+    monkeypatch.setattr(action.facts, "host_gpus", lambda: [])
+    monkeypatch.setattr(action.facts, "routes", lambda: [])
+    task_vars = dict(values(), groups={"nodes": ["node1", "node2"]},
+                     hostvars=FakeHostvars(node1={"node_ip": "192.168.123.111", "cluster_mpi_timeout_s": 60,
+                                                  "mpi_hello_timeout_s": "x"},
+                                           node2={"node_ip": "192.168.123.112"}, localhost={}))
+    task_vars["cluster_name"] = trust_as_template("{{ 'mt' ~ 'rt' }}")  # templated as the plays see it
+    from types import SimpleNamespace
+    task = SimpleNamespace(args={}, async_val=0, check_mode=False, diff=False, action="preflight_check")
+    connection = SimpleNamespace(transport="local", _shell=SimpleNamespace(tmpdir="/nonexistent"))
+    templar = Templar(loader=DataLoader(), variables=task_vars)
+    plugin = action.ActionModule(task, connection, play_context=None, loader=DataLoader(), templar=templar,
+                                 shared_loader_obj=None)
+    result = plugin.run(task_vars=task_vars)
+    assert variables(result) == ["mpi_hello_timeout_s (node1)", "cluster_mpi_timeout_s"], result["msg"]
+    assert "60 on node1" in result["problems"][1]["message"]
