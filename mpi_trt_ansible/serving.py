@@ -8,7 +8,9 @@ read the same parse, so what preflight accepts is exactly what the stage runs.
 
 ``settings`` maps variable names to values: the ``cluster_serve_*`` settings plus the few
 cluster values they depend on (:data:`SETTINGS` lists every name read; a missing one takes the
-project default). ``nodes`` are ``cluster_nodes`` entries ``{name, ip, slots, gpus}``.
+project default, except that the checks against sshd's port, the cluster subnet and the mode are
+made only when ``cluster_ssh_port``, ``cluster_network_subnet`` and ``cluster_mode`` are given).
+``nodes`` are ``cluster_nodes`` entries ``{name, ip, slots, gpus}``.
 
 Two modes, as in the TensorRT-LLM backend's documentation (facts: docs/serving.md):
 
@@ -431,8 +433,8 @@ class _Parse:
         return server
 
     def _check_ports(self):
-        ssh = _as_int(_get(self.settings, "cluster_ssh_port"))
-        local = str(_get(self.settings, "cluster_mode")) == "local"
+        ssh = _as_int(self.settings.get("cluster_ssh_port"))
+        local = str(self.settings.get("cluster_mode")) == "local"
         proxy_on = self.mode == "leader" and _as_bool(_get(self.settings, "cluster_serve_proxy_enabled"))
         taken = {}
         if ssh:
@@ -475,7 +477,7 @@ class _Parse:
                      "cluster_serve_proxy_address=%r is not an IPv4 address"
                      % _get(self.settings, "cluster_serve_proxy_address"),
                      "Publish the proxy on 127.0.0.1 (the default) or another address of the docker host.")
-        if str(_get(self.settings, "cluster_mode")) != "docker":
+        if str(self.settings.get("cluster_mode")) != "docker" or not self.settings.get("cluster_network_subnet"):
             return
         ip = proxy_ip(self.settings)
         try:

@@ -14,12 +14,12 @@ from mtrt_serve_proxy import nginx_conf  # noqa: E402  (plain Python beside the 
 DOCUMENTATION = ""
 
 
-def triton_serve_nginx_conf(proxy, down=(), **options):
+def mtrt_nginx_conf(proxy, down=(), **options):
     """The serving proxy's nginx.conf for the plan's ``proxy`` (``mtrt_serve_proxy.nginx_conf``)."""
     return nginx_conf(proxy["upstreams"], proxy["listen_port"], down=down or (), **options)
 
 
-def triton_serve_instance_line(result):
+def mtrt_serve_instance_line(result):
     """One server's result (``triton_serve_instance``) as a summary phrase."""
     ranks = ",".join("%s@%s" % (r.get("rank"), r.get("node")) for r in result.get("ranks") or [])
     line = "%s: ranks %s, http %s, %s" % (result.get("name"), ranks, (result.get("ports") or {}).get("http"),
@@ -29,7 +29,7 @@ def triton_serve_instance_line(result):
     return line
 
 
-def triton_serve_loadtest_line(result):
+def mtrt_serve_loadtest_line(result):
     """A load test's figures (``triton_serve_loadtest``) as a summary phrase."""
     lat = result.get("latency_s") or {}
     per = ", ".join("%s=%s" % kv for kv in sorted((result.get("per_instance") or {}).items()))
@@ -38,8 +38,15 @@ def triton_serve_loadtest_line(result):
                result.get("tokens_per_s"), result.get("errors")))
 
 
+def mtrt_serve_stale(previous, current):
+    """Servers of an earlier plan that ``current`` has not, or has with rank 0 on another node."""
+    now = {(s.get("name"), s.get("host")) for s in current or []}
+    return [s for s in previous or [] if (s.get("name"), s.get("host")) not in now]
+
+
 class FilterModule:
     def filters(self):
-        return {"triton_serve_nginx_conf": triton_serve_nginx_conf,
-                "triton_serve_instance_line": triton_serve_instance_line,
-                "triton_serve_loadtest_line": triton_serve_loadtest_line}
+        return {"mtrt_nginx_conf": mtrt_nginx_conf,
+                "mtrt_serve_instance_line": mtrt_serve_instance_line,
+                "mtrt_serve_loadtest_line": mtrt_serve_loadtest_line,
+                "mtrt_serve_stale": mtrt_serve_stale}

@@ -13,11 +13,15 @@ repository, shm prefix and server id. What each piece follows (docs/serving.md):
   (``<server prefix><rank>-``), which also appears in its backend stubs' command lines, so a
   server's processes can be found by it on any node;
 - one mpirun per server, with the server's own hostfile (each of its hosts with as many slots as
-  it has ranks there) and one application context per rank pinned to its host (``--host``), so
+  it has ranks there) and one application context per rank pinned to its host (``--host host:slots``), so
   rank r runs exactly where the plan put it; ``--tag-output`` marks each log line with its rank.
 
-``mpirun_argv`` and ``start_detached`` are the two places that launch; they are kept apart so
-the project's launcher helper can replace them.
+The launch itself goes through the project's helpers: ``mtrt_proc.start_detached`` (new
+session, pid file, log) and ``mtrt_proc.kill_tree``; the tagged log is split per rank by
+``mtrt_launch.split_tagged``. What is this module's own is the MPMD command line (one context
+per rank, which ``mtrt_launch.Launch``'s one-command ``-np`` form cannot say), the launch record
+that ties a pid to its start time and its server (a pid file alone could name a reused pid after
+a node restart), and the sweep of every node for the server's processes.
 """
 
 from __future__ import annotations
@@ -27,13 +31,11 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
-import time
+
+from ansible.module_utils.mtrt_launch import running_as_root, split_tagged
 
 ENGINE_MODEL = "tensorrt_llm"
 TAIL_LINES = 30
-_TAG_RE = re.compile(r"^\[\d+,(\d+)\]<(stdout|stderr)>:(.*)$")
 _NOTICED_RE = re.compile(r"process rank (\d+) with PID \d+ on node (\S+) exited on signal (\d+)(?: \((\w+)\))?")
 _EXITCODE_RE = re.compile(r"Process name:\s*\[\[\d+,\d+\],(\d+)\]\s*\n\s*Exit code:\s*(-?\d+)")
 _ERROR_RE = re.compile(r"(^E\d{4} |error|Error|ERROR|Traceback|Exception|already in use|failed|Failed)")
@@ -56,8 +58,8 @@ def rank_argv(server, rank, tritonserver, extra_args=(), log_verbose=0):
     return argv + list(extra_args)
 
 
-def hostfile_text(server):
-    """The server's own hostfile: each host once, with as many slots as processes land there.
+def host_slots(server):
+    """``[(mpi_host, slots)]`` of a server, in rank order: as many slots as processes land there.
 
     An orchestrator that spawns its workers gets the slots they take on its node too (Open MPI
     refuses a spawn without free slots).
@@ -73,15 +75,20 @@ def hostfile_text(server):
             counts.append([host, 1])
     if server.get("spawn_slots"):
         counts[0][1] += int(server["spawn_slots"])
-    return "".join("%s slots=%d\n" % (host, n) for host, n in counts)
+    return [(host, n) for host, n in counts]
+
+
+def hostfile_text(server):
+    """The server's own hostfile: each of its hosts once, with its slots (:func:`host_slots`)."""
+    return "".join("%s slots=%d\n" % hs for hs in host_slots(server))
 
 
 def mpirun_argv(server, hostfile, tritonserver, mca=None, env_names=(), extra_args=(), log_verbose=0,
                 mpirun="mpirun", as_root=None):
     """The one mpirun of a server: one application context per rank, pinned to its host."""
     if as_root is None:
-        as_root = hasattr(os, "geteuid") and os.geteuid() == 0
-    argv = [shutil.which(mpirun) or mpirun]
+        as_root = running_as_root()
+    argv = [mpirun if os.sep in mpirun else (shutil.which(mpirun) or mpirun)]
     if as_root:
         argv.append("--allow-run-as-root")
     argv += ["--hostfile", hostfile, "--tag-output"]
@@ -89,10 +96,13 @@ def mpirun_argv(server, hostfile, tritonserver, mca=None, env_names=(), extra_ar
         argv += ["--mca", str(key), str(mca[key])]
     for name in env_names:
         argv += ["-x", str(name)]
+    slots = dict(host_slots(server))
     for entry in server["ranks"]:
         if entry["rank"]:
             argv.append(":")
-        argv += ["-n", "1", "--host", entry["mpi_host"]]
+        # host:N with N = the host's slots in the hostfile: a bare host would mean one slot, and a
+        # second rank (or a spawned worker) there would find the node "already filled".
+        argv += ["-n", "1", "--host", "%s:%d" % (entry["mpi_host"], slots[entry["mpi_host"]])]
         argv += rank_argv(server, entry["rank"], tritonserver, extra_args, log_verbose)
     return argv
 
@@ -152,25 +162,6 @@ def marked(marker, proc="/proc", exclude=()):
     return found
 
 
-def descendants(pid, proc="/proc"):
-    """Every live descendant of ``pid`` on this node."""
-    children = {}
-    for other in pids(proc):
-        try:
-            with open("%s/%d/stat" % (proc, other)) as handle:
-                text = handle.read()
-        except OSError:
-            continue
-        parent = int(text[text.rindex(")") + 2:].split()[1])
-        children.setdefault(parent, []).append(other)
-    out, todo = [], list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        out.append(child)
-        todo.extend(children.get(child, []))
-    return sorted(out)
-
-
 def record_alive(record, proc="/proc"):
     """Whether the mpirun a launch record names still runs (same pid, same start, same marker)."""
     if not record or not record.get("pid"):
@@ -223,15 +214,20 @@ def listening(proc="/proc"):
     return ports
 
 
-def port_conflicts(server, ports_in_use, proc="/proc"):
-    """Rank 0's ports that something other than this server holds: ``[{port, key, pids, cmd}]``."""
+def port_conflicts(server, ports_in_use, proc="/proc", ours=()):
+    """Rank 0's ports that something other than this server holds: ``[{port, key, pids, cmd}]``.
+
+    A process whose command line carries this server's shm prefix, or one of ``ours`` (servers
+    about to be stopped), does not count.
+    """
+    marks = [server["shm_prefix"]] + [m for m in ours if m]
     out = []
     for key in ("http_port", "grpc_port", "metrics_port"):
         port = server[key]
         holders = ports_in_use.get(port)
         if holders is None:
             continue
-        mine = [p for p in holders if server["shm_prefix"] in proc_cmdline(p, proc)]
+        mine = [p for p in holders if any(m in proc_cmdline(p, proc) for m in marks)]
         if holders and len(mine) == len(holders):
             continue
         others = [p for p in holders if p not in mine]
@@ -241,38 +237,6 @@ def port_conflicts(server, ports_in_use, proc="/proc"):
 
 
 # --- start and stop ---------------------------------------------------------------------------
-def start_detached(argv, env, log_path, cwd="/"):
-    """Start ``argv`` in its own session, detached from the caller, output appended to ``log_path``.
-
-    Returns ``(pid, start_ticks)``. The process outlives the module that starts it.
-    """
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    with open(log_path, "ab", buffering=0) as log:
-        log.write(("==== %s start: %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), " ".join(argv))).encode())
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=cwd, env=full_env, start_new_session=True, close_fds=True)
-    ticks = None
-    for _ in range(50):
-        ticks = proc_start_ticks(proc.pid)
-        if ticks is not None:
-            break
-        time.sleep(0.01)
-    proc.returncode = 0  # never waited for here: keep Popen's destructor quiet
-    return proc.pid, ticks
-
-
-def signal_record(record, sig=signal.SIGTERM, proc="/proc"):
-    """Signal the mpirun of a launch record if it is still that process; whether it was sent."""
-    if not record_alive(record, proc):
-        return False
-    try:
-        os.kill(int(record["pid"]), sig)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 # --- logs ---------------------------------------------------------------------------------------
 def tail(path, lines=TAIL_LINES, max_bytes=262144):
     """The last ``lines`` lines of a file ("" when missing)."""
@@ -287,9 +251,18 @@ def tail(path, lines=TAIL_LINES, max_bytes=262144):
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
+START_MARK = "==== mtrt start "
+
+
+def start_line(argv):
+    """The line written to a server's log before each start (``last_start`` finds it)."""
+    import time
+    return "%s%s: %s\n" % (START_MARK, time.strftime("%Y-%m-%dT%H:%M:%S"), " ".join(argv))
+
+
 def last_start(text):
     """The log text since the last start marker (older runs left out)."""
-    index = text.rfind("==== ")
+    index = text.rfind(START_MARK)
     return text[index:] if index >= 0 else text
 
 
@@ -309,16 +282,16 @@ def failing_rank(log_text, server):
     if rank is None and code:
         rank = int(code.group(1))
         reason = "exited with code %s" % code.group(2)
-    per_rank = {}
-    for line in text.splitlines():
-        match = _TAG_RE.match(line)
-        if match:
-            per_rank.setdefault(int(match.group(1)), []).append(match.group(3))
+    _plain, per_rank = split_tagged(text)
     if rank is None:
         for r in sorted(per_rank):
             if any(_ERROR_RE.search(line) for line in per_rank[r][-20:]):
                 rank = r
                 reason = "reported an error"
                 break
-    lines = [line for line in per_rank.get(rank, []) if line.strip()][-8:] if rank is not None else []
+    lines = []
+    if rank is not None:
+        said = [line for line in per_rank.get(rank, []) if line.strip()]
+        errors = [line for line in said if _ERROR_RE.search(line)]
+        lines = (errors or said)[-8:]
     return {"rank": rank, "host": hosts.get(rank), "reason": reason, "lines": lines}

@@ -92,6 +92,13 @@ options:
     description: Restart even when nothing changed.
     type: bool
     default: false
+  ours:
+    description: >-
+      shm prefixes of other servers of this cluster that are stopped before this one starts (dropped from
+      the plan); the ports they hold do not count as taken.
+    type: list
+    elements: str
+    default: []
 notes:
   - "Check mode: supported; reports the action (V(started), V(restarted), V(unchanged), V(stopped)) without doing it."
 """
@@ -223,11 +230,11 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.mtrt_fileio import atomic_write
+from ansible.module_utils.mtrt_proc import descendants, kill_tree, start_detached
 from ansible.module_utils.mtrt_serve_http import generate_body, request, wait_ready
-from ansible.module_utils.mtrt_serve_launch import (descendants, failing_rank, fingerprint, hostfile_text,
-                                                    launch_env, listening, marked, mpirun_argv,
-                                                    port_conflicts, proc_start_ticks, record_alive,
-                                                    signal_record, start_detached, tail)
+from ansible.module_utils.mtrt_serve_launch import (failing_rank, fingerprint, hostfile_text, launch_env,
+                                                    listening, marked, mpirun_argv, port_conflicts,
+                                                    proc_start_ticks, record_alive, start_line, tail)
 
 KIND = "triton_serve_instance"
 
@@ -243,6 +250,7 @@ class Instance:
         self.record_path = os.path.join(self.dir, "launch.json")
         self.hostfile = os.path.join(self.dir, "hostfile")
         self.log = os.path.join(self.dir, "server.log")
+        self.pid_file = os.path.join(self.dir, "mpirun.pid")
         self.env = launch_env(self.server, p["env"])
         self.argv = mpirun_argv(self.server, self.hostfile, p["tritonserver"], mca=p["mca"],
                                 env_names=sorted(self.env), extra_args=p["server_args"],
@@ -299,7 +307,7 @@ class Instance:
                       "(or set cluster_serve_tritonserver)." % (self.name, path, self.server["host"]))
 
     def check_ports(self):
-        conflicts = port_conflicts(self.server, listening())
+        conflicts = port_conflicts(self.server, listening(), ours=self.p["ours"])
         self.result["conflicts"] = conflicts
         if conflicts:
             self.fail("instance %s: port%s %s on %s already in use (%s); nothing was started. Free the port%s or "
@@ -332,18 +340,17 @@ class Instance:
         markers = [self.server["shm_prefix"], self.server["repo"].rstrip("/") + "/"]
         pid = int(record["pid"]) if record and record.get("pid") else None
         local = {}
-        if pid and record_alive(record):
-            for child in descendants(pid):
+        sent = bool(pid) and record_alive(record)
+        if sent:
+            for child in descendants(pid, pid):
                 local[child] = proc_start_ticks(child)
         for found in markers:
             for other in marked(found):
                 local.setdefault(other, proc_start_ticks(other))
-        sent = signal_record(record, signal.SIGTERM) if record else False
-        deadline = time.monotonic() + self.p["stop_timeout_s"]
-        while sent and record_alive(record) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if sent and record_alive(record):
-            signal_record(record, signal.SIGKILL)
+        if sent:
+            # SIGTERM to mpirun (it forwards it to every rank on every node), then SIGKILL to
+            # whatever of its tree is left after the bound.
+            kill_tree(pid, pgid=pid, grace_s=self.p["stop_timeout_s"])
         # What outlived mpirun: this node's processes it had (or that carry the server's marks)...
         leftovers = []
         grace = time.monotonic() + 5
@@ -378,14 +385,21 @@ class Instance:
         if record:
             record.update(pid=None, stopped_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
             self.write_record(record)
+        try:
+            os.unlink(self.pid_file)
+        except OSError:
+            pass
         return sent
 
     # -- start -----------------------------------------------------------------------------
     def start(self):
         os.makedirs(self.dir, exist_ok=True)
         atomic_write(self.hostfile, self.hostfile_text.encode(), 0o644)
+        with open(self.log, "a") as log:
+            log.write(start_line(self.argv))
         t0 = time.monotonic()
-        pid, ticks = start_detached(self.argv, self.env, self.log)
+        pid = start_detached(self.argv, self.log, self.pid_file, env=self.env, cwd="/")
+        ticks = proc_start_ticks(pid)
         record = {"pid": pid, "start_ticks": ticks, "marker": self.server["shm_prefix"],
                   "fingerprint": self.fingerprint, "argv": self.argv, "env": sorted(self.env),
                   "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "time_to_ready_s": None,
@@ -453,7 +467,9 @@ class Instance:
         if self.module.check_mode:
             return self.result
         self.check_tritonserver()
-        if action == "restarted":
+        if action == "restarted" or record:
+            # A restart stops the old server; a server whose mpirun died may have left ranks on
+            # other nodes (mpirun killed hard): both are swept before the new start.
             self.stop(record)
         self.check_ports()
         self.start()
@@ -479,6 +495,7 @@ def main():
             models=dict(type="list", elements="str",
                         default=["preprocessing", "tensorrt_llm", "postprocessing", "ensemble"]),
             force=dict(type="bool", default=False),
+            ours=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
