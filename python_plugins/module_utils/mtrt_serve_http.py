@@ -133,12 +133,14 @@ def percentile(values, q):
     return data[low] + (data[high] - data[low]) * (pos - low)
 
 
-def run_load(url, body, requests, concurrency, timeout_s, deadline_s=None):
+def run_load(url, body, requests, concurrency, timeout_s, deadline_s=None, stop=None):
     """Send ``requests`` POSTs with ``concurrency`` at once; one record per request, in order sent.
 
-    Each record: ``{index, status, latency_s, upstream, tokens, text, error}``; ``upstream`` is
-    the proxy's ``X-Mtrt-Upstream`` header (the servers it tried, the last one answered).
-    Requests not started before ``deadline_s`` seconds are recorded as not sent.
+    Each record: ``{index, status, latency_s, t_s, upstream, tokens, text, error}``; ``t_s`` is
+    when it was answered (seconds into the test); ``upstream`` is the proxy's ``X-Mtrt-Upstream``
+    header (the servers it tried, the last one answered). Requests not started before
+    ``deadline_s`` seconds are errors ("not sent"). ``stop()``, asked before each request, ends the
+    test early when it says so; the requests it leaves unsent are not recorded.
     """
     records = [None] * requests
     lock = threading.Lock()
@@ -148,12 +150,14 @@ def run_load(url, body, requests, concurrency, timeout_s, deadline_s=None):
     def worker():
         while True:
             with lock:
+                if stop is not None and stop():
+                    return
                 index = counter["next"]
                 if index >= requests:
                     return
                 counter["next"] += 1
             if deadline_s is not None and time.monotonic() - started > deadline_s:
-                records[index] = {"index": index, "status": None, "latency_s": None, "upstream": None,
+                records[index] = {"index": index, "status": None, "latency_s": None, "t_s": None, "upstream": None,
                                   "tokens": None, "text": None, "error": "not sent: the load test's bound passed"}
                 continue
             t0 = time.monotonic()
@@ -166,6 +170,7 @@ def run_load(url, body, requests, concurrency, timeout_s, deadline_s=None):
             elif not text:
                 error = "HTTP 200 without text_output"
             records[index] = {"index": index, "status": status, "latency_s": round(latency, 4),
+                              "t_s": round(time.monotonic() - started, 4),
                               "upstream": headers.get(UPSTREAM_HEADER.lower()),
                               "tokens": answer_tokens(payload) if status == 200 else None,
                               "text": text, "error": error}
@@ -175,7 +180,7 @@ def run_load(url, body, requests, concurrency, timeout_s, deadline_s=None):
         thread.start()
     for thread in threads:
         thread.join()
-    return records, round(time.monotonic() - started, 4)
+    return [r for r in records if r is not None], round(time.monotonic() - started, 4)
 
 
 def last_upstream(header):
@@ -190,19 +195,30 @@ def summarize(records, wall_s, upstreams=None):
 
     ``upstreams`` maps ``ip:port`` to an instance name. A request that nginx retried on another
     server (its header lists several) counts once, for the server that answered, and in
-    ``retried``.
+    ``retried``. ``longest_gap_s`` is, per instance, the longest time between two of its answers
+    (when it was out of rotation or restarting, ``from_s``/``to_s`` say when).
     """
     upstreams = upstreams or {}
     ok = [r for r in records if r and r["error"] is None]
     failed = [r for r in records if r and r["error"] is not None]
     per_instance = {}
+    answered_at = {}
     retried = 0
     for rec in ok:
         addr = last_upstream(rec["upstream"])
         name = upstreams.get(addr, addr or "direct")
         per_instance[name] = per_instance.get(name, 0) + 1
+        answered_at.setdefault(name, []).append(rec.get("t_s") or 0.0)
         if rec["upstream"] and "," in rec["upstream"].replace(" : ", ","):
             retried += 1
+    gaps = {}
+    for name, times in answered_at.items():
+        times = sorted(times)
+        best = (0.0, times[0], times[0])
+        for before, after in zip(times, times[1:]):
+            if after - before > best[0]:
+                best = (after - before, before, after)
+        gaps[name] = {"s": round(best[0], 3), "from_s": round(best[1], 3), "to_s": round(best[2], 3)}
     lat = [r["latency_s"] for r in ok]
     tokens = [r["tokens"] for r in ok if r["tokens"] is not None]
     first_error = failed[0]["error"] if failed else None
@@ -210,6 +226,7 @@ def summarize(records, wall_s, upstreams=None):
         "requests": len(records), "ok": len(ok), "errors": len(failed),
         "error_indexes": [r["index"] for r in failed], "first_error": first_error,
         "per_instance": dict(sorted(per_instance.items())), "retried": retried,
+        "longest_gap_s": dict(sorted(gaps.items())),
         "wall_s": wall_s, "requests_per_s": round(len(ok) / wall_s, 3) if wall_s else None,
         "latency_s": {"p50": _round(percentile(lat, 50)), "p95": _round(percentile(lat, 95)),
                       "p99": _round(percentile(lat, 99)), "max": _round(max(lat) if lat else None)},

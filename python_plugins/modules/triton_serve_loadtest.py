@@ -61,6 +61,12 @@ options:
     description: Return every request's record (C(answers)), not only the figures.
     type: bool
     default: false
+  stop_file:
+    description: >-
+      Stop sending once this file exists, or O(timeout_s) has passed (an open-ended test that another task
+      ends, e.g. while a configuration change rolls through the servers); requests left unsent are not
+      counted.
+    type: path
 notes:
   - "Check mode: supported; the requests are sent (they change nothing)."
 """
@@ -115,6 +121,12 @@ per_instance:
   returned: always
   type: dict
   sample: {inst0: 12, inst1: 12}
+longest_gap_s:
+  description: >-
+    Per instance, the longest time between two of its answers - C(s), and C(from_s)/C(to_s) (seconds
+    into the test): how long it was out of rotation.
+  returned: always
+  type: dict
 retried:
   description: Answers nginx got only after trying another server first.
   returned: always
@@ -140,11 +152,16 @@ tokens_per_s:
   returned: always
   type: float
 answers:
-  description: With O(keep_answers), every request - C(index), C(instance), C(status), C(latency_s), C(tokens), C(text), C(error).
+  description: >-
+    With O(keep_answers), every request - C(index), C(instance), C(status), C(latency_s), C(t_s) (when it
+    was answered), C(tokens), C(text), C(error).
   returned: always
   type: list
   elements: dict
 """
+
+import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.mtrt_serve_http import generate_body, last_upstream, run_load, summarize
@@ -165,6 +182,7 @@ def main():
             upstreams=dict(type="list", elements="dict", default=[]),
             max_errors=dict(type="int", default=0),
             keep_answers=dict(type="bool", default=False),
+            stop_file=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -173,15 +191,20 @@ def main():
         module.fail_json(msg="requests and concurrency must be >= 1", mtrt_kind=KIND)
     names = {u["address"]: u["name"] for u in p["upstreams"] if "address" in u and "name" in u}
     url = p["url"].rstrip("/") + "/v2/models/%s/generate" % p["model"]
+    began = time.monotonic()
+    stop = None
+    if p["stop_file"]:
+        def stop():
+            return os.path.exists(p["stop_file"]) or time.monotonic() - began > p["timeout_s"]
     records, wall = run_load(url, generate_body(p["prompt"], p["max_tokens"]), p["requests"], p["concurrency"],
-                             p["timeout_s"], deadline_s=p["timeout_s"])
+                             p["timeout_s"], deadline_s=None if stop else p["timeout_s"], stop=stop)
     figures = summarize(records, wall, names)
     answers = []
     if p["keep_answers"]:
         for rec in records:
             addr = last_upstream(rec["upstream"])
             answers.append({"index": rec["index"], "instance": names.get(addr, addr), "status": rec["status"],
-                            "latency_s": rec["latency_s"], "tokens": rec["tokens"],
+                            "latency_s": rec["latency_s"], "t_s": rec["t_s"], "tokens": rec["tokens"],
                             "text": (rec["text"] or "")[:300], "error": rec["error"]})
     result = dict(mtrt_kind=KIND, changed=False, url=p["url"], concurrency=p["concurrency"], answers=answers,
                   **figures)
