@@ -179,9 +179,9 @@ class _Parse:
             free = list(self._free_slots(only_node))
             need = count * per_set
             if need > len(free):
-                where = ("node %s" % only_node) if only_node else "the nodes"
+                where = ("node %s has" % only_node) if only_node else "the nodes have"
                 self.add("cluster_serve_instances", raw,
-                         "cluster_serve_instances=%d x %d ranks (tp x pp = %d x %d) = %d slots, but %s have %d (%s)"
+                         "cluster_serve_instances=%d x %d ranks (tp x pp = %d x %d) = %d slots, but %s %d (%s)"
                          % (count, per_set, self.tp, self.pp, need, where, len(free),
                             ", ".join("%s:%s" % (n, self.nodes[n].get("slots")) for n in self.order
                                       if only_node in (None, n))),
