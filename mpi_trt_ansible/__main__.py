@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``python -m mpi_trt_ansible``: see :mod:`mpi_trt_ansible.cli`."""
 
 import sys

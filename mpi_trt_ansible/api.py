@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Run the pipeline from Python through ansible-runner; get typed progress and results.
 
 ``start_pipeline`` starts a run in a thread and returns a :class:`RunHandle`
@@ -6,20 +7,26 @@ arrives at ``on_event`` (called on the runner's thread) as :class:`StageStarted`
 :class:`TaskResult`, :class:`StageFinished` and finally :class:`RunFinished`.
 The :class:`RunResult` is built from the runner's events and the run report
 (``report.json``, written by the project's ``run_report`` callback); when no
-report was written (a canceled or timed-out run) it is built from the events
-alone, with the same code. Nothing parses Ansible's text output.
+report was written it is built from the events alone, with the same code
+(:mod:`mpi_trt_ansible.report`). Nothing parses Ansible's text output.
+
+Cancel and timeout interrupt ansible-playbook the way Ctrl-C does (SIGINT), so its
+run_report callback stops the launches still running and writes a report marked
+``interrupted``; only when it has not ended ``CANCEL_GRACE_S`` seconds later does the
+runner kill it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib.util
 import json
 import logging
 import os
+import signal
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +34,14 @@ from typing import Any, Callable, Optional
 
 import ansible_runner
 
+from mpi_trt_ansible import report as report_lib
+
 LOG = logging.getLogger(__name__)
 SITE_PLAYBOOK = "site.yml"
 TEARDOWN_PLAYBOOK = "playbooks/teardown.yml"
-_REPORT_LIB = Path("python_plugins/module_utils/mtrt_report.py")
 _CALLBACK_DIR = Path("python_plugins/callback")
+# Seconds an interrupted ansible-playbook gets to stop its launches and write its report.
+CANCEL_GRACE_S = 45
 
 
 # --- progress events ---------------------------------------------------------------
@@ -143,13 +153,22 @@ class ModuleResult:
 
 @dataclass(frozen=True)
 class Failure:
-    """A failed or unreachable task on one host."""
+    """A failed or unreachable task on one host.
+
+    ``explained``: the known raw errors in its output, each ``{raw, cause, fix}``;
+    ``diagnosis``: for a failed launch, the ranks that did not answer traced to their node
+    (``{host, ranks, state, exit_code, oom_killed, ssh, log_tail}``); ``kind``: the
+    ``mtrt_kind`` of the failed result (None for a builtin task).
+    """
 
     host: str
     task: str
     message: str
     stage: str
     status: str
+    kind: Optional[str] = None
+    explained: tuple = ()
+    diagnosis: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -170,7 +189,7 @@ class RunResult:
     """The typed outcome of one run."""
 
     status: str  # successful | failed | canceled | timeout | error
-    rc: Optional[int]
+    rc: Optional[int]  # ansible-playbook's (99 when it stopped on the interrupt), 254 when killed
     playbook: str
     started_at: Optional[str]
     ended_at: Optional[str]
@@ -224,7 +243,8 @@ class RunResult:
                    for stage, by_host in (report.get("results") or {}).items()
                    for host, entries in by_host.items() for e in entries]
         failures = [Failure(host=f["host"], task=f["task"], message=f["message"], stage=f["stage"],
-                            status=f["status"]) for f in report.get("failures") or []]
+                            status=f["status"], kind=f.get("kind"), explained=tuple(f.get("explained") or ()),
+                            diagnosis=tuple(f.get("diagnosis") or ())) for f in report.get("failures") or []]
         return cls(status=status or run.get("status"), rc=rc, playbook=run.get("playbook", ""),
                    started_at=run.get("started_at"), ended_at=run.get("ended_at"),
                    duration_s=run.get("duration_s"), stages=stages, results=results,
@@ -258,29 +278,40 @@ def default_private_data_dir():
     return state_home() / "runner"
 
 
-def report_lib(project_dir):
-    """Load the project's ``mtrt_report`` (the callback's report builder) by path."""
-    path = Path(project_dir) / _REPORT_LIB
-    name = "mpi_trt_ansible._mtrt_report_%x" % (hash(str(path)) & 0xFFFFFFFF)
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
-
-
 # --- running --------------------------------------------------------------------------------
 
 class _Run:
-    """Per-run state shared by the runner's callbacks: events -> progress -> result."""
+    """Per-run state shared by the runner's callbacks: events -> progress -> result, and the
+    interrupt of ansible-playbook (cancel, timeout)."""
 
-    def __init__(self, lib, on_event, report_dir, ident):
-        self.builder = lib.ReportBuilder()
+    def __init__(self, on_event, report_dir, ident):
+        self.builder = report_lib.ReportBuilder()
         self.on_event = on_event
         self.report_json = Path(report_dir) / ident / "report.json"
         self.result = None
         self.lock = threading.Lock()
+        self.pid = None  # ansible-playbook's, from its events
+        self.stop_reason = None  # canceled | timeout
+        self.interrupted_at = None
+
+    def interrupt(self, reason):
+        """Stop the run as Ctrl-C does (SIGINT to ansible-playbook); the first reason given wins."""
+        with self.lock:
+            if self.stop_reason is not None:
+                return
+            self.stop_reason, self.interrupted_at = reason, time.monotonic()
+            pid = self.pid
+        if pid:
+            try:
+                os.kill(pid, signal.SIGINT)
+            except OSError:
+                pass
+
+    def should_kill(self):
+        """The runner's cancel callback: kill once the interrupted run had its grace (or no pid to signal)."""
+        if self.stop_reason is None:
+            return False
+        return self.pid is None or time.monotonic() - self.interrupted_at > CANCEL_GRACE_S
 
     def emit(self, event):
         if self.on_event is None:
@@ -291,6 +322,11 @@ class _Run:
             LOG.exception("on_event raised for %s", event.type)
 
     def event_handler(self, event):
+        if self.pid is None and isinstance(event.get("pid"), int):
+            self.pid = event["pid"]
+            if self.stop_reason is not None:  # interrupted before the first event: signal now
+                reason, self.stop_reason = self.stop_reason, None
+                self.interrupt(reason)
         for note in self.builder.feed(event):
             self.emit(_progress(note))
         return True  # keep the event in the artifacts
@@ -300,8 +336,8 @@ class _Run:
         with self.lock:
             if self.result is not None:
                 return self.result
-            status = runner.status if runner.status in (
-                "successful", "failed", "canceled", "timeout") else "error"
+            status = self.stop_reason or (runner.status if runner.status in (
+                "successful", "failed", "canceled", "timeout") else "error")
             closed = status if status in ("canceled", "timeout") else None
             for note in self.builder.finish(closed):
                 self.emit(_progress(note))
@@ -320,8 +356,8 @@ class _Run:
 class RunHandle:
     """A run in progress: ``wait``, ``cancel``, ``status``, ``result``."""
 
-    def __init__(self, thread, runner, run, cancel_event, ident):
-        self._thread, self._runner, self._run, self._cancel = thread, runner, run, cancel_event
+    def __init__(self, thread, runner, run, ident, timer=None):
+        self._thread, self._runner, self._run, self._timer = thread, runner, run, timer
         self.ident = ident
 
     @property
@@ -334,8 +370,9 @@ class RunHandle:
         return not self._thread.is_alive()
 
     def cancel(self):
-        """Ask the run to stop; the runner kills ansible-playbook within about a second."""
-        self._cancel.set()
+        """Stop the run as Ctrl-C would: ansible-playbook stops what it started and writes its
+        report (``interrupted``); the runner kills it if it has not ended ``CANCEL_GRACE_S`` later."""
+        self._run.interrupt("canceled")
 
     def wait(self, timeout=None):
         """Wait up to ``timeout`` seconds; True when the run is over."""
@@ -346,6 +383,8 @@ class RunHandle:
         """The :class:`RunResult`; waits for the end (TimeoutError after ``timeout``)."""
         if not self.wait(timeout):
             raise TimeoutError("run %s still running after %s s" % (self.ident, timeout))
+        if self._timer is not None:
+            self._timer.cancel()
         return self._run.finish(self._runner)
 
 
@@ -372,19 +411,17 @@ def start_pipeline(inventory=None, stages=None, extravars=None, on_event=None,
     of paths; None uses the project's ansible.cfg default. ``stages``: tags to run
     (e.g. ``["mpi_hello"]``; preflight always runs). ``extravars``: dict passed as
     ``-e``. ``on_event(event)``: progress callback. ``timeout``: seconds before the
-    runner kills the run (status ``timeout``). ``report_dir``: where the callback
-    writes ``<ident>/report.{json,md}`` (default ``<private_data_dir>/reports``).
+    run is interrupted (status ``timeout``; see :meth:`RunHandle.cancel`). ``report_dir``:
+    where the callback writes ``<ident>/report.{json,md}`` (default ``<private_data_dir>/reports``).
     """
     project = find_project_dir(project_dir)
-    lib = report_lib(project)
     inventory = _resolve_inventory(inventory, project)
     private_data_dir = Path(private_data_dir or default_private_data_dir()).expanduser()
     private_data_dir.mkdir(parents=True, exist_ok=True)
     report_dir = Path(report_dir or private_data_dir / "reports").expanduser().resolve()
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     ident = "%s-%s" % (stamp, uuid.uuid4().hex[:8])
-    run = _Run(lib, on_event, report_dir, ident)
-    cancel_event = threading.Event()
+    run = _Run(on_event, report_dir, ident)
     envvars = {
         # runner appends its own callback dir (awx_display) to this; nothing else to keep
         "ANSIBLE_CALLBACK_PLUGINS": str(project / _CALLBACK_DIR),
@@ -400,10 +437,15 @@ def start_pipeline(inventory=None, stages=None, extravars=None, on_event=None,
         # <private_data_dir>/env once and every later run reads those stale files
         suppress_env_files=True, private_data_dir=str(private_data_dir), project_dir=str(project),
         playbook=playbook, inventory=inventory, tags=",".join(stages) if stages else None,
-        extravars=extravars or None, envvars=envvars, ident=ident, timeout=timeout, quiet=quiet,
-        event_handler=run.event_handler, cancel_callback=cancel_event.is_set,
-        finished_callback=run.finish)
-    return RunHandle(thread, runner, run, cancel_event, ident)
+        extravars=extravars or None, envvars=envvars, ident=ident,
+        timeout=timeout + CANCEL_GRACE_S if timeout else None, quiet=quiet,  # the runner's kill: a backstop
+        event_handler=run.event_handler, cancel_callback=run.should_kill, finished_callback=run.finish)
+    timer = None
+    if timeout:
+        timer = threading.Timer(timeout, run.interrupt, args=("timeout",))
+        timer.daemon = True
+        timer.start()
+    return RunHandle(thread, runner, run, ident, timer)
 
 
 def run_pipeline(inventory=None, stages=None, extravars=None, on_event=None,
@@ -416,6 +458,4 @@ def run_pipeline(inventory=None, stages=None, extravars=None, on_event=None,
 
 def latest_report(report_dir=None):
     """The newest report under ``report_dir`` (default the API's) as a dict, or None."""
-    base = Path(report_dir or default_private_data_dir() / "reports").expanduser()
-    path = base / "latest" / "report.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return report_lib.read_latest(Path(report_dir or default_private_data_dir() / "reports"))

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``python -m mpi_trt_ansible up|status|down``: a thin CLI over the API.
 
 ``ansible-playbook site.yml`` stays the primary entry point; this prints
@@ -15,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from mpi_trt_ansible import api
+from mpi_trt_ansible.report import summary_lines
 
 
 def parse_extravars(items):
@@ -66,8 +68,7 @@ def _status(args):
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        lib = api.report_lib(api.find_project_dir(args.project_dir))
-        print("\n".join(lib.summary_lines(report)))
+        print("\n".join(summary_lines(report)))
     return 0 if report["run"]["status"] == "successful" else 1
 
 

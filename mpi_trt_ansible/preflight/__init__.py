@@ -193,6 +193,7 @@ def check(view):
         "changed": False, "failed": bool(problems), "ok": not problems, "problems": problems,
         "msg": format_problems(problems), "mtrt_kind": "preflight", "checked": checked,
         "docker": facts.get("docker") or {} if docker else {},
+        "mtrt_handoff": ["docker"],  # the listing is for the later stages, not for the report
         "host_gpus": facts.get("host_gpus") or [],
         "stage_hosts": stage_hosts(values, nodes, facts, view.get("check_mode")),
     }

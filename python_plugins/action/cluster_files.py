@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Render a set of controller-side files in one step.
 
 The cluster's SSH and MPI files (known_hosts, ssh_config, hostfile, ...) are
@@ -15,17 +16,13 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import sys
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
 
-_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
-if _UTILS not in sys.path:
-    sys.path.insert(0, _UTILS)
-from mtrt_fileio import atomic_write  # noqa: E402  (plain Python beside the plugins, see the sys.path line above)
+from mpi_trt_ansible.fileio import atomic_write
 
 DOCUMENTATION = r"""
 action: cluster_files
@@ -63,7 +60,7 @@ class ActionModule(ActionBase):
         dir_mode = int(str(args.get("dir_mode", "0700")), 8)
 
         changed = False
-        report = []
+        report, diffs = [], []
         if not os.path.isdir(directory):
             changed = True
             if not self._task.check_mode:
@@ -77,12 +74,37 @@ class ActionModule(ActionBase):
             data = self._render(spec, task_vars)
             path = os.path.join(directory, spec["dest"])
             mode = int(str(spec.get("mode", "0644")), 8)
+            before = self._current(path) if self._task.diff else None
             file_changed = self._write(path, data, mode)
             changed = changed or file_changed
+            if self._task.diff and file_changed:
+                diffs.append(self._diff(path, before, data, mode))
             report.append({"path": path, "changed": file_changed,
                            "checksum": hashlib.sha1(data).hexdigest(), "mode": "%04o" % mode})
         result.update(changed=changed, files=report)
+        if diffs:
+            result["diff"] = diffs
         return result
+
+    @staticmethod
+    def _current(path):
+        """(text, mode) of the file as it is now, or (None, None)."""
+        try:
+            with open(path, "rb") as handle:
+                return to_text(handle.read(), errors="surrogate_or_replace"), "%04o" % stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            return None, None
+
+    @staticmethod
+    def _diff(path, before, data, mode):
+        """What --diff shows for one file, as the template module shows it."""
+        text, old_mode = before
+        diff = {"before_header": path if text is not None else "%s (absent)" % path, "after_header": path,
+                "before": text or "", "after": to_text(data, errors="surrogate_or_replace")}
+        if old_mode is not None and old_mode != "%04o" % mode:
+            diff["before_header"] += " (mode %s)" % old_mode
+            diff["after_header"] += " (mode %04o)" % mode
+        return diff
 
     def _render(self, spec, task_vars):
         if "content" in spec:

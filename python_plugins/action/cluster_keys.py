@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Make sure a set of ed25519 SSH key pairs exists on the controller, in one step.
 
 The cluster needs one user key and one host key per node, all kept on the controller and
@@ -14,16 +15,12 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
-_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
-if _UTILS not in sys.path:
-    sys.path.insert(0, _UTILS)
-from mtrt_fileio import atomic_write  # noqa: E402  (plain Python beside the plugins, see the sys.path line above)
+from mpi_trt_ansible.fileio import atomic_write
 
 try:
     from cryptography.hazmat.primitives import serialization

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """node_containers: skip the module when a fresh listing already shows every container as wanted.
 
 The module (``python_plugins/modules/node_containers.py``) reads docker and brings every node
@@ -14,15 +15,11 @@ image or the network.
 from __future__ import annotations
 
 import os
-import sys
 
 from ansible.plugins.action import ActionBase
 
-_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
-if _UTILS not in sys.path:
-    sys.path.insert(0, _UTILS)
-import mtrt_containers  # noqa: E402  (plain Python beside the plugins, see the sys.path line above)
-from mtrt_fileio import sha256_of  # noqa: E402
+from mpi_trt_ansible import containers as mtrt_containers
+from mpi_trt_ansible.fileio import sha256_of
 
 _LOCAL = ("local", "ansible.builtin.local")
 

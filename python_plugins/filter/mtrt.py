@@ -4,15 +4,7 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
-try:
-    from mpi_trt_ansible.inventory import node_list
-except ImportError as exc:  # pragma: no cover - the controller's Python lacks the project package
-    raise AnsibleFilterError(
-        "the mpi_trt_ansible package is not importable by this ansible-playbook (%s): run "
-        "scripts/bootstrap.sh and use .venv/bin/ansible-playbook, or pip install -e . into the "
-        "Python that runs Ansible" % exc) from exc
+from mpi_trt_ansible.inventory import node_list
 
 DOCUMENTATION = ""
 

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Parse what an MPI hello-world printed into per-rank records.
 
 Plain Python, text in and dict out. Two line forms are understood:

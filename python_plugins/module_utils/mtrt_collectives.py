@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Parse what roles/mpi_collectives/files/mtrt_collectives.py prints.
 
 Plain Python (no Ansible imports, no I/O). Rank 0 of the script prints one

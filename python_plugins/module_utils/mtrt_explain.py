@@ -94,8 +94,9 @@ KNOWN_ERRORS = (
      "pattern": r"There are not enough slots available in the system to satisfy the (?P<n>\d+)",
      "cause": "{n} ranks were requested but the hostfile has fewer slots",
      "fix": "raise node_slots in the inventory or ask for fewer ranks"},
+    # Not "lack of common network interfaces": Open MPI's daemon banner lists it among possible causes.
     {"id": "tcp_wireup",
-     "pattern": r"lack of common network interfaces|btl_tcp_endpoint.*connect\(\) to \S+ failed",
+     "pattern": r"btl_tcp_endpoint.*connect\(\) to \S+ failed",
      "cause": "ranks could not open TCP connections to each other (interfaces or firewalls)",
      "fix": "keep Open MPI pinned to the cluster network (btl_tcp_if_include / oob_tcp_if_include in cluster_mpi_mca)"},
     {"id": "cma_blocked",

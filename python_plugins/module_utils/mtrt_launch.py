@@ -32,7 +32,8 @@ from ansible.module_utils.mtrt_explain import explain, format_explained
 from ansible.module_utils.mtrt_proc import run_bounded, tail
 from ansible.module_utils.mtrt_rules import HostfileError, by_slot_placement, parse_hostfile, ranges
 
-# Where a launch's pid file lives while it runs (one per launch; see stop_launches).
+# Where a launch's pid file lives while it runs (one per launch); an interrupted run stops them by pid
+# (module_utils/mtrt_launch_stop.py, driven by mpi_trt_ansible/interrupt.py).
 PID_DIR = os.environ.get("MTRT_LAUNCH_DIR", "/tmp/mtrt-launch")
 # Open MPI's --tag-output prefix. It starts every line a rank prints, and again every 4 KiB inside a
 # long line (each output chunk is tagged), so tags are stripped wherever they stand.
@@ -240,6 +241,9 @@ def failure_message(kind, launch, result, problems, bound_name="timeout_s", advi
     if result["ranks_silent"] and failed:
         parts.append("rank(s) %s never printed anything" % launch.hosts_of_ranks(result["ranks_silent"]))
     if result["timed_out"]:
+        if result["ranks_seen"]:
+            parts.append("rank(s) that had answered: %s" % ", ".join(
+                "%d@%s" % (r, launch.placement.get(r, "?")) for r in result["ranks_seen"]))
         for rank in result["ranks_seen"][:4]:
             last = (result["rank_tails"].get(str(rank)) or [""])[-1]
             parts.append("rank %d (%s) last printed %r" % (rank, launch.placement.get(rank, "?"), last[:160]))

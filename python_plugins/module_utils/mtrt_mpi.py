@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Open MPI helpers shared by the modules that launch mpirun.
 
 Plain Python: hostfile parsing, the rank -> host placement Open MPI uses by

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Probe SSH reachability between nodes with host key checking left on.
 
 Plain Python. ``classify_ssh_error`` turns ssh's stderr into a cause and a

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Parsers for TensorRT-LLM's examples/run.py output and engine config.json.
 
 Plain Python: text or dicts in, dicts out; no Ansible imports, no I/O.
@@ -168,7 +169,7 @@ def parse_engine_config(config, present_files=()):
 
     Returns dict(flow, version, name, architecture, dtype, quantization, tp,
     pp, world_size, gpus_per_node, max_batch_size, max_input_len,
-    max_output_len, max_seq_len, expected_files, missing_files, complete,
+    max_output_len, max_seq_len, max_beam_width, expected_files, missing_files, complete,
     problems). gpus_per_node is None when the engine does not record it (the
     runtime then uses 8).
     """
@@ -176,7 +177,8 @@ def parse_engine_config(config, present_files=()):
     meta = {"flow": None, "version": None, "name": None, "architecture": None, "dtype": None,
             "quantization": None, "tp": None, "pp": None, "world_size": None,
             "gpus_per_node": None, "max_batch_size": None, "max_input_len": None,
-            "max_output_len": None, "max_seq_len": None, "expected_files": [],
+            "max_output_len": None, "max_seq_len": None, "max_beam_width": None,
+            "expected_files": [],
             "missing_files": [], "complete": False, "problems": []}
     if not isinstance(config, dict):
         meta["problems"].append("config.json is not a JSON object")
@@ -192,7 +194,8 @@ def parse_engine_config(config, present_files=()):
                     tp=mapping.get("tp_size", 1), pp=mapping.get("pp_size", 1),
                     world_size=mapping.get("world_size"),
                     gpus_per_node=mapping.get("gpus_per_node"))
-        for key in ("max_batch_size", "max_input_len", "max_output_len", "max_seq_len"):
+        for key in ("max_batch_size", "max_input_len", "max_output_len", "max_seq_len",
+                    "max_beam_width"):
             meta[key] = build.get(key)
     elif "builder_config" in config:
         bc = config["builder_config"]
@@ -200,7 +203,7 @@ def parse_engine_config(config, present_files=()):
                     quantization=_legacy_quant(bc.get("quant_mode")),
                     tp=bc.get("tensor_parallel", 1), pp=bc.get("pipeline_parallel", 1))
         meta["world_size"] = meta["tp"] * meta["pp"]
-        for key in ("max_batch_size", "max_input_len", "max_output_len"):
+        for key in ("max_batch_size", "max_input_len", "max_output_len", "max_beam_width"):
             meta[key] = bc.get(key)
     else:
         meta["problems"].append("config.json has neither 'pretrained_config' (trtllm-build) nor "

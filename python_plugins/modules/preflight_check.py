@@ -72,6 +72,11 @@ docker:
   description: The docker host's listing (this cluster's containers, every image and network); empty outside docker mode.
   returned: always
   type: dict
+mtrt_handoff:
+  description: Keys of this result that later stages read and the run report leaves out (V([docker])).
+  returned: always
+  type: list
+  elements: str
 host_gpus:
   description: GPU indexes nvidia-smi lists on the controller ([] for none).
   returned: always

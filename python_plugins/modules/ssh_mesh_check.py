@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
 """Check that the launcher reaches every node, and every node its neighbour, over SSH."""
 
 from __future__ import annotations

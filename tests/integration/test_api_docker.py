@@ -1,4 +1,5 @@
-"""The API against the real local docker engine: bring-up, MPI hello, a hello timeout, cancel.
+# SPDX-License-Identifier: Apache-2.0
+"""The API against the real local docker engine: bring-up, MPI hello, a hello timeout, cancel (an interrupt).
 
 Runs only with ``MTRT_INTEGRATION=1``; the inventory is ``$MTRT_TEST_INVENTORY``
 (default ``inventory/local``). Each run brings the cluster up (idempotently) on
@@ -12,7 +13,7 @@ import os
 import pathlib
 import subprocess
 import sys
-import threading
+import time
 
 import pytest
 
@@ -114,21 +115,37 @@ def test_hello_timeout_names_host_and_task(bring_up, inventory, nodes, pdd):
     failure = next(f for f in result.failures if f.stage == "mpi_hello")
     assert failure.host == launcher
     assert failure.task.startswith("Say hello from every rank")
-    assert "timed out" in failure.message
+    assert "timed out" in failure.message and failure.kind == "mpi_hello"
+    assert isinstance(failure.explained, tuple) and isinstance(failure.diagnosis, tuple)
     assert result.stage("mpi_hello").status == "failed"
     assert result.by_kind("mpi_hello")[launcher]["timed_out"] is True
     on_disk = json.loads(pathlib.Path(result.report_json).read_text())["failures"]
     assert {(f["host"], f["task"]) for f in on_disk} >= {(failure.host, failure.task)}
 
 
-def test_cancel_during_hello(bring_up, inventory, pdd):
-    in_hello = threading.Event()
+def _ranks_sleeping(node):
+    """Pids of the hello's ranks (``sleep 600``) running in ``node``'s container."""
+    out = subprocess.run(["docker", "exec", node, "sh", "-c",
+                          "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done"],
+                         capture_output=True, text=True, timeout=60).stdout
+    return [line for line in out.splitlines() if line.split()[:2] in (["sleep", "600"], ["/usr/bin/sleep", "600"])]
+
+
+def test_cancel_during_hello(bring_up, inventory, nodes, pdd):
+    launcher = next(iter(nodes))
     hang = dict(HANG, cluster_mpi_timeout_s=600)
-    handle = api.start_pipeline(
-        inventory=inventory, stages=["mpi_hello"], extravars=hang, private_data_dir=pdd,
-        on_event=lambda e: isinstance(e, api.StageStarted) and e.stage == "mpi_hello" and in_hello.set())
-    assert in_hello.wait(300)
+    handle = api.start_pipeline(inventory=inventory, stages=["mpi_hello"], extravars=hang, private_data_dir=pdd)
+    deadline = time.monotonic() + 300
+    while not _ranks_sleeping(launcher):  # the hello's mpirun runs its ranks
+        assert not handle.done and time.monotonic() < deadline
+        time.sleep(0.5)
     handle.cancel()
     result = handle.result(timeout=60)
-    assert (result.status, result.rc) == ("canceled", 254)
-    assert result.stages["mpi_hello"].status == "canceled"
+    # cancel interrupts ansible-playbook as Ctrl-C does: it stops the hello's mpirun and reports interrupted
+    assert (result.status, result.rc) == ("canceled", 99)
+    assert result.stages["mpi_hello"].status == "interrupted"
+    assert result.report["run"]["status"] == "interrupted"
+    [cleanup] = result.report["interrupted"]["cleanup"]
+    assert [(launch["kind"], launch["was_running"], launch["left_running"]) for launch in cleanup["launches"]] == [
+        ("mpi_hello", True, [])]
+    assert all(_ranks_sleeping(node) == [] for node in nodes)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The bring-up benchmark (bench/run.py) in quick mode: N=2, one repeat, on the real docker engine.
 
 Keeps the benchmark working without running the full one (about half an hour). Runs only with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Molecule scenarios on the real local docker engine, and what teardown leaves behind.
 
 Runs only with ``MTRT_INTEGRATION=1``. Each scenario gets its own state home

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Make the project's plugins importable the way Ansible loads them.
 
 ``python_plugins/module_utils/<name>.py`` becomes ``ansible.module_utils.<name>``

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The ansible-runner API: events -> typed progress, RunResult, envvars and cancel wiring.
 
 Most tests replace ``ansible_runner.run_async`` with a fake that replays the
@@ -9,6 +10,7 @@ import json
 import pathlib
 import sys
 import threading
+import time
 import types
 
 import pytest
@@ -21,6 +23,7 @@ sys.path.insert(0, str(FIXTURES / "run_report"))
 
 import pipeline  # noqa: E402  (fixtures/run_report/pipeline.py)
 from mpi_trt_ansible import api, cli  # noqa: E402
+from mpi_trt_ansible import report as mtrt_report  # noqa: E402
 
 EVENTS = json.loads((FIXTURES / "run_report" / "events.json").read_text())
 STAGES = ["preflight", "ssh_keys", "mpi_hello", "mpi_collectives", "trtllm_engine",
@@ -89,7 +92,7 @@ def test_runner_gets_project_callback_and_report_envvars(fake_runner, tmp_path):
     assert env["MTRT_REPORT_DIR"] == str((tmp_path / "pdd" / "reports").resolve())
     assert env["MTRT_RUN_ID"] == kw["ident"] == handle.ident
     assert kw["project_dir"] == str(ROOT) and kw["playbook"] == "site.yml"
-    assert kw["tags"] == "mpi_hello,build_engine" and kw["timeout"] == 60
+    assert kw["tags"] == "mpi_hello,build_engine" and kw["timeout"] == 60 + api.CANCEL_GRACE_S  # a backstop
     assert kw["extravars"] == {"cluster_mpi_timeout_s": 1} and kw["inventory"] == str(ROOT / "inventory" / "local")
     assert kw["suppress_env_files"] is True
 
@@ -139,7 +142,7 @@ def test_result_from_events_when_no_report_was_written(fake_runner, tmp_path):
 
 
 def test_result_prefers_report_json_and_runner_status(fake_runner, tmp_path):
-    report = api.report_lib(ROOT).ReportBuilder()
+    report = mtrt_report.ReportBuilder()
     for event in EVENTS:
         report.feed(event)
     report.finish()
@@ -230,7 +233,7 @@ def test_smoke_real_runner_writes_report_and_typed_result(tmp_path):
     for path in (report_json, report_md):
         assert "PRIVATE KEY" not in path.read_text()
     # the callback (report.json) and this run's runner events build the same report
-    from_events = api.report_lib(ROOT).ReportBuilder()
+    from_events = mtrt_report.ReportBuilder()
     saved = pathlib.Path(result.artifact_dir, "job_events").glob("*.json")
     for path in sorted(saved, key=lambda p: int(p.name.split("-", 1)[0])):
         from_events.feed(json.loads(path.read_text()))
@@ -240,22 +243,43 @@ def test_smoke_real_runner_writes_report_and_typed_result(tmp_path):
     assert isinstance(seen[-1], api.RunFinished)
 
 
+def _pids_running(argv):
+    """Pids of the processes whose command line is exactly ``argv``."""
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().split(b"\0")[:-1] == argv:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def test_smoke_real_runner_cancel(tmp_path):
+    sleeper = [b"sleep", b"61.375"]  # an odd duration: no other process runs exactly this
     (tmp_path / "play.yml").write_text(
         "- name: Stage 60 - Slow\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
-        "    - name: Wait a long time\n      ansible.builtin.command: sleep 60\n      changed_when: false\n")
+        "    - name: Wait a long time\n      ansible.builtin.command: sleep 61.375\n      changed_when: false\n")
     (tmp_path / "inventory.yml").write_text(json.dumps({"all": {"hosts": {"localhost": {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
-    started = threading.Event()
     handle = api.start_pipeline(
         inventory=str(tmp_path / "inventory.yml"), playbook=str(tmp_path / "play.yml"),
-        on_event=lambda e: isinstance(e, api.StageStarted) and started.set(),
         private_data_dir=str(tmp_path / "pdd"))
-    assert started.wait(60)
+    deadline = time.monotonic() + 60
+    while not _pids_running(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _pids_running(sleeper), "the task never started its command"
     handle.cancel()
     result = handle.result(timeout=30)
-    assert (result.status, result.rc) == ("canceled", 254)
-    assert result.stages["slow"].status == "canceled" and result.report_json is None
+    # ansible-playbook got SIGINT, stopped on its own (rc 99, as on Ctrl-C) and wrote its report
+    assert (result.status, result.rc) == ("canceled", 99)
+    assert result.report["run"]["status"] == "interrupted" and result.report_json is not None
+    assert result.stages["slow"].status == "interrupted"
+    flight = result.report["interrupted"]["in_flight"]
+    assert [(f["stage"], f["host"], f["task"]) for f in flight] == [("slow", "localhost", "Wait a long time")]
+    assert [(c["host"], c["via"], c["error"]) for c in result.report["interrupted"]["cleanup"]] == [
+        ("localhost", "local", None)]
+    assert _pids_running(sleeper) == []
 
 
 def test_relative_inventory_resolves_against_cwd_then_project(tmp_path, monkeypatch):

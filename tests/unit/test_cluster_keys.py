@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cluster_keys: ed25519 pairs on the controller, 0600 in 0700 directories, existing identities kept."""
 
 import os

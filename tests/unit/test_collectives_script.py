@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The deployed scripts under a real local mpirun (Debian's openmpi-bin + python3-mpi4py).
 
 Skipped cleanly when mpirun or an mpi4py-capable python is missing here.

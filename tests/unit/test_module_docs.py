@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every project module documents itself the way ansible-doc and other services need."""
 
 import ast

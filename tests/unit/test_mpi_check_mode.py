@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Check mode of the modules that launch mpirun: nothing runs, and Ansible does not read a failure.
 
 ansible-core takes a result without ``failed`` whose ``rc`` is not 0 for a failure

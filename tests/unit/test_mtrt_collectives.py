@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Parser for mtrt_collectives.py output, on the run captured on 2x H200 (Open MPI 4.1.6)."""
 
 import json

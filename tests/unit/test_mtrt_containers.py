@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Node container specs: normalisation, fingerprint, docker create body, and the plan."""
 
 import pytest

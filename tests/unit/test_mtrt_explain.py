@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """mtrt_explain: known raw messages -> cause and fix (one table for every stage)."""
 
 import re

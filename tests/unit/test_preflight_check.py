@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Preflight as a whole (mpi_trt_ansible.preflight.check) and the preflight_check action that builds its view.
 
 The view is what the action reads from a play: the contract values, each host's own inventory values,
@@ -211,3 +212,10 @@ def test_the_action_reads_the_play_and_each_host(run_action, monkeypatch):
     result = plugin.run(task_vars=task_vars)
     assert variables(result) == ["mpi_hello_timeout_s (node1)", "cluster_mpi_timeout_s"], result["msg"]
     assert "60 on node1" in result["problems"][1]["message"]
+
+
+def test_a_switch_that_is_auto_or_a_boolean_takes_either_spelling():
+    for value in (True, False, "true", "false", "auto"):
+        v = view()
+        v["values"]["cluster_trtllm_enabled"] = value
+        assert preflight.check(v)["problems"] == [], value

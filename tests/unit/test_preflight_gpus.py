@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The GPU layout rule of preflight: one rank per GPU where GPUs are pinned (mpi_trt_ansible.preflight.gpus)."""
 
 from mpi_trt_ansible.preflight.gpus import layout_problems as gpu_layout_problems

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """mpi_trt_ansible.preflight.topology: one case per topology check, the facts parsers, and the combined message."""
 
 import copy

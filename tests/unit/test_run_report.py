@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The run report: events -> report dict -> report.json / report.md / console summary.
 
 ``fixtures/run_report/events.json`` holds ansible-runner events recorded from the
@@ -17,8 +18,8 @@ from ansible.plugins.loader import callback_loader
 
 import run_report  # python_plugins/callback (conftest puts it on sys.path)
 from conftest import FIXTURES, PLUGINS, ROOT
-
-mtrt_report = run_report.mtrt_report
+from mpi_trt_ansible import diagnose
+from mpi_trt_ansible import report as mtrt_report
 EVENTS = json.loads((FIXTURES / "run_report" / "events.json").read_text())
 H200 = ROOT / "docs" / "results" / "h200x2-local" / "report.json"  # a real run on 2x H200 (local mode)
 
@@ -67,7 +68,8 @@ def test_failures_name_host_task_and_message(report):
     assert report["failures"] == [{
         "stage": "trtllm_inference", "host": "node2", "task": "Compare the output with the reference",
         "action": "ansible.builtin.fail", "status": "failed",
-        "message": "prompt 0 differs from the reference on this node"}]
+        "message": "prompt 0 differs from the reference on this node",
+        "kind": None, "explained": [], "diagnosis": []}]
 
 
 def test_host_stats_from_the_recap(report):
@@ -263,20 +265,6 @@ def test_canceled_repeat_that_only_skipped_stays():
     assert builder.report()["stages"][-1]["status"] == "canceled"
 
 
-def test_old_reports_hide_repeats_and_show_skipped_stages():
-    """report.json written before repeats were dropped: the renderer hides them too."""
-    report = json.loads(H200.read_text())
-    assert "preflight_11" in [s["key"] for s in report["stages"]]
-    md = mtrt_report.render_markdown(report)
-    lines = mtrt_report.summary_lines(report)
-    assert "preflight_2" not in md and not any("preflight_" in line for line in lines)
-    assert "| 10 | node_image | skipped | 9 | 0 | 0 | 0 | 9 | 0 | 0 | 0 | 0.135 |" in md
-    assert "| 00 | preflight | ok | 4 | 3 | 0 | 0 | 1 | 0 | 0 | 0 | 0.781 |" in md
-    assert [line.split()[1] for line in lines[1:14]] == [
-        "preflight", "node_image", "cluster_network", "ssh_keys", "mpi_config", "node_containers", "ssh_mesh",
-        "mpi_hello", "mpi_collectives", "gpu_preflight", "trtllm_engine", "trtllm_inference", "summary"]
-
-
 def test_rescued_failure_is_reported_apart_and_the_run_succeeds():
     builder = mtrt_report.ReportBuilder()
     notes = _play(builder, "Stage 50 - SSH mesh", [
@@ -292,7 +280,8 @@ def test_rescued_failure_is_reported_apart_and_the_run_succeeds():
     assert report["run"]["status"] == "successful" and report["failures"] == []
     assert report["rescued"] == [{"stage": "ssh_mesh", "host": "node1", "task": "Check SSH", "action": None,
                                   "status": "rescued",
-                                  "message": "SSH mesh check failed: node2: host key changed"}]
+                                  "message": "SSH mesh check failed: node2: host key changed",
+                                  "kind": None, "explained": [], "diagnosis": []}]
     stage = report["stages"][0]
     assert stage["status"] == "ok" and stage["counts"]["rescued"] == 1 and stage["counts"]["failed"] == 0
     assert stage["tasks"][0]["hosts"] == {"node1": "rescued"}
@@ -451,7 +440,7 @@ def test_real_run_rescue_and_repeated_preflight(tmp_path):
     assert "  RESCUED node2 / Check the ring: ring broken" in lines
     assert not [e for e in seen if getattr(e, "stage", "").startswith("preflight_")]  # nor in progress
     # runner's events (no rescue mark) build the same report, the recap refiling the failures
-    from_events = api.report_lib(ROOT).ReportBuilder()
+    from_events = mtrt_report.ReportBuilder()
     saved = pathlib.Path(result.artifact_dir, "job_events").glob("*.json")
     for path in sorted(saved, key=lambda p: int(p.name.split("-", 1)[0])):
         from_events.feed(json.loads(path.read_text()))
@@ -572,3 +561,235 @@ def test_compact_key_lines(h200_md):
         {"variable": "node_ip (node2)", "message": "node_ip (node2) equals the gateway.", "fix": "Pick another."}]}))
     assert "Preflight found 1 problem(s)." in md
     assert "- Problem: node_ip (node2) equals the gateway. Fix: Pick another." in md
+
+
+# --- launch results: silent ranks, explained errors, the ranks that did not answer -------------------
+
+FAILED_LAUNCH = {
+    "mtrt_kind": "mpi_hello", "changed": False, "failed": True, "rc": 1, "timed_out": False, "duration_s": 4.2,
+    "command": ["/usr/bin/mpirun", "--tag-output", "-np", "4", "/usr/bin/python3", "/etc/mtrt/cluster/mpi_hello.py"],
+    "np": 4, "expected_placement": {"0": "node1", "1": "node1", "2": "node2", "3": "node2"},
+    "ranks_seen": [0, 1], "ranks_silent": [2, 3], "left_running": [],
+    "rank_tails": {"0": ["MTRT-HELLO {\"rank\": 0}"], "1": ["MTRT-HELLO {\"rank\": 1}", "waiting | for 2"]},
+    "explained": [{"raw": "ssh: connect to host node2 port 22: Connection refused",
+                   "cause": "sshd on node2 does not answer", "fix": "re-run site.yml: stage 40 restarts the node"}],
+    "problems": ["ranks 2-3 (node2) never reported"], "world_size": 2, "ranks_per_host": {"node1": 2},
+    "missing_ranks": [2, 3], "ranks": [{"rank": 0, "host": "node1"}, {"rank": 1, "host": "node1"}],
+}
+# The controller's attribution of the silent ranks, made by the code that makes it (the launch action's rules).
+FAILED_LAUNCH["diagnosis"] = diagnose.rows(
+    FAILED_LAUNCH, [{"name": "node1", "ip": "192.168.123.111"}, {"name": "node2", "ip": "192.168.123.112"}],
+    {"node2": [2, 3]}, inspects={"node2": {"State": {"Status": "exited", "ExitCode": 137, "OOMKilled": True}}},
+    logs={"node2": ["Server listening on 192.168.123.112 port 22.", "Killed"]})
+
+
+def _failed_launch_report():
+    builder = mtrt_report.ReportBuilder()
+    _play(builder, "Stage 60 - MPI hello", [
+        ("Say hello from every rank", "node1", "runner_on_failed",
+         {"res": dict(FAILED_LAUNCH, msg="mpi_hello: np=4 on node1:2, node2:2, mpirun exited with 1. rank(s) 2-3 "
+                                         "on node2 never printed anything.")})], role="mpi_hello")
+    builder.feed(_ev("playbook_on_stats", processed={"node1": 1}, failures={"node1": 1}))
+    return builder.report()
+
+
+def test_failure_carries_explained_errors_and_diagnosis():
+    report = _failed_launch_report()
+    [failure] = report["failures"]
+    assert failure["kind"] == "mpi_hello"
+    assert failure["explained"] == FAILED_LAUNCH["explained"] and failure["diagnosis"] == FAILED_LAUNCH["diagnosis"]
+
+
+def test_failed_launch_renders_one_table_of_ranks_hosts_states_and_logs():
+    md = mtrt_report.render_markdown(_failed_launch_report())
+    failures = _section(md, "## Failures")
+    assert "### mpi_hello on node1: Say hello from every rank" in failures
+    assert "| Cause | Fix | Raw line |" in failures
+    assert ("| sshd on node2 does not answer | re-run site.yml: stage 40 restarts the node | "
+            "`ssh: connect to host node2 port 22: Connection refused` |") in failures
+    header = "| Ranks | Host | Node state | What to do | Last log lines |"
+    assert failures.count(header) == 1
+    assert ("| 2-3 | node2 | is not running: it was OOM-killed by the kernel | "
+            "give node2 more memory (its container's limit) or load less onto it | "
+            "`Server listening on 192.168.123.112 port 22.`<br>`Killed` |") in failures
+    section = _section(md, "## MPI hello: mpi_hello on node1")
+    assert ("Launch: np 4 (0-1 on node1, 2-3 on node2); mpirun exited 1 after 4.2 s; "
+            "ranks that never printed: 2-3 on node2.") in section
+    assert "Explained errors and the ranks that did not answer: under Failures above." in section
+    assert "| Ranks | Host |" not in section  # shown once, under Failures
+    assert "| 1 | node1 | `MTRT-HELLO {\"rank\": 1}`<br>`waiting \\| for 2` |" in section
+    assert "Command: `/usr/bin/mpirun --tag-output -np 4 /usr/bin/python3 /etc/mtrt/cluster/mpi_hello.py`" in section
+    lines = mtrt_report.summary_lines(_failed_launch_report())
+    assert lines[-3].startswith("  FAILED node1 / Say hello from every rank: mpi_hello: np=4")
+    assert lines[-2] == "    cause: sshd on node2 does not answer; fix: re-run site.yml: stage 40 restarts the node"
+    assert lines[-1] == "    rank(s) 2-3 on node2: is not running: it was OOM-killed by the kernel; last log: Killed"
+
+
+def test_launch_block_alone():
+    from mpi_trt_ansible.report.kinds.launch import render_launch
+    ok = dict(FAILED_LAUNCH, rc=0, ranks_silent=[], explained=[], diagnosis=[], problems=[], failed=False)
+    assert render_launch(ok) == ["Launch: np 4 (0-1 on node1, 2-3 on node2); mpirun exited 0 after 4.2 s; "
+                                 "every rank printed.", ""]
+    hung = dict(FAILED_LAUNCH, rc=None, timed_out=True, left_running=[4242], diagnosis=[])
+    text = "\n".join(render_launch(hung))
+    assert "timed out after 4.2 s and was killed; ranks that never printed: 2-3 on node2." in text
+    assert "Left running (could not be killed): pids 4242." in text
+    assert "| Cause | Fix | Raw line |" in text and "Node state" not in text
+    assert render_launch({"mtrt_kind": "gpu_facts", "present": False}) == []  # not a launch
+
+
+def test_gpu_check_nothing_to_measure_method_and_explained():
+    data = {"mtrt_kind": "nccl_allreduce", "verdict": "one rank: nothing to measure", "nothing_to_measure": True,
+            "method": {"timer": "cuda_events", "stream": "dedicated", "in_place": True, "warmup_iters": 5},
+            "ranks": [{"rank": 0, "device": "cuda:0", "host": "gpu0"}], "results": [], "versions": {},
+            "rc": 0, "duration_s": 3.0, "np": 1, "expected_placement": {"0": "gpu0"}, "ranks_seen": [0],
+            "ranks_silent": [], "explained": [], "problems": [], "rank_tails": {}}
+    md = "\n".join(mtrt_report.RENDERERS["nccl_allreduce"][1](data))
+    assert "Nothing to measure: the all-reduce ran on one rank" in md
+    assert "Method: timer cuda_events, stream dedicated, in place yes, warmup iters 5." in md
+    assert "| Size |" not in md  # no rows, no empty table
+    report = {"run": {}, "stages": [], "results": {"gpu_check": {"gpu0": [
+        {"task": "Measure", "kind": "nccl_allreduce", "status": "ok", "result": data}]}}}
+    assert "Launch: np 1 (0 on gpu0); mpirun exited 0 after 3.0 s; every rank printed." in (
+        mtrt_report.render_markdown(report))
+
+
+@pytest.mark.parametrize("old, new", [("trtllm_build", "trtllm_engine_build"), ("trtllm_run", "trtllm_inference_run"),
+                                      ("trtllm_facts", "trtllm_engine_facts")])
+def test_renamed_trtllm_kinds_render_as_the_old_ones(old, new):
+    data = {"engine_dir": "/TRTDir/engines/x", "cache_hit": True, "duration_s": 0.1, "present": False,
+            "python": "/usr/bin/python3", "latency_s": 0.5, "prompts": []}
+    assert mtrt_report.RENDERERS[new] == mtrt_report.RENDERERS[old]
+    assert mtrt_report.RENDERERS[new][1](data)
+
+
+# --- interrupted runs -------------------------------------------------------------------------------
+
+def test_interrupted_run_lists_what_ran_and_what_was_stopped():
+    builder = mtrt_report.ReportBuilder()
+    _play(builder, "Stage 50 - SSH mesh", [("Check", "node1", "runner_on_ok", {})], role="ssh_mesh")
+    builder.feed(_ev("playbook_on_play_start", name="Stage 60 - MPI hello"))
+    builder.feed(_ev("playbook_on_task_start", task="Say hello from every rank", task_uuid="h", role="mpi_hello"))
+    builder.feed(_ev("runner_on_start", host="node1", task_uuid="h"))
+    assert builder.in_flight() == [{"stage": "mpi_hello", "host": "node1", "task": "Say hello from every rank",
+                                    "action": None, "started_at": "2025-01-01T00:00:00+00:00"}]
+    assert builder.report()["stages"][-1]["status"] == "running"
+    notes = builder.finish("interrupted", at="2025-01-01T00:00:07+00:00")
+    assert notes[-1]["status"] == "interrupted"
+    builder.record_cleanup([{"host": "node1", "via": "docker exec node1", "error": None, "launches": [
+        {"kind": "mpi_hello", "pid": 321, "module_pid": 300, "was_running": True, "stopped": [321, 322, 323],
+         "left_running": [], "skipped": None}]}])
+    report = builder.report()
+    assert report["run"]["status"] == "interrupted" and report["run"]["ended_at"] == "2025-01-01T00:00:07+00:00"
+    assert [s["status"] for s in report["stages"]] == ["ok", "interrupted"]
+    assert report["stages"][1]["tasks"][0]["hosts"] == {"node1": "interrupted"}
+    assert report["interrupted"]["in_flight"][0]["host"] == "node1"
+    md = mtrt_report.render_markdown(report)
+    assert md.startswith("# Run report: ? - interrupted")
+    text = _section(md, "## Interrupted")
+    assert "| mpi_hello | node1 | Say hello from every rank | 7.0 |" in text
+    assert "| node1 | docker exec node1 | mpi_hello (pid 321) | stopped (3 processes) |" in text
+    lines = mtrt_report.summary_lines(report)
+    assert lines[0].startswith("MTRT run interrupted in 7.0 s")
+    assert "  INTERRUPTED during mpi_hello / Say hello from every rank on node1" in lines
+    assert "  stopped on node1 (docker exec node1): mpi_hello launch, pid 321" in lines
+    # a launch that could not be killed, and a host that could not be reached, are said so
+    builder.record_cleanup([
+        {"host": "node1", "via": "docker exec node1", "error": None, "launches": [
+            {"kind": "mpi_hello", "pid": 321, "was_running": True, "stopped": [321], "left_running": [322]}]},
+        {"host": "node2", "via": "ssh node2", "error": "ssh: connect to host node2: timed out", "launches": []}])
+    lines = mtrt_report.summary_lines(builder.report())
+    assert "  STILL RUNNING on node1: mpi_hello launch, pids 322" in lines
+    assert "  COULD NOT CHECK node2 for running launches (ssh node2): ssh: connect to host node2: timed out" in lines
+    assert "| node2 | ssh node2 | - | NOT CHECKED: ssh: connect to host node2: timed out |" in (
+        mtrt_report.render_markdown(builder.report()))
+
+
+def test_finished_run_has_no_interruption_and_results_clear_in_flight():
+    builder = mtrt_report.ReportBuilder()
+    builder.feed(_ev("playbook_on_play_start", name="Stage 60 - MPI hello"))
+    builder.feed(_ev("playbook_on_task_start", task="Say", task_uuid="h", role="mpi_hello"))
+    builder.feed(_ev("runner_on_start", host="node1", task_uuid="h"))
+    builder.feed(_ev("runner_on_ok", host="node1", task_uuid="h", res={}))
+    assert builder.in_flight() == []
+    builder.feed(_ev("playbook_on_stats", processed={"node1": 1}, ok={"node1": 1}))
+    assert builder.report()["interrupted"] is None and builder.report()["schema_version"] == 2
+
+
+# --- stage 99: the report's own summary ----------------------------------------------------------------
+
+def test_run_summary_action_and_the_summary_it_gets_printed(run_action, tmp_path, monkeypatch):
+    from conftest import load_action
+    cluster = {"name": "mtrt", "mode": "docker", "launcher": "node1",
+               "nodes": [{"name": "node1", "ip": "192.168.123.111", "slots": 2, "gpus": []},
+                         {"name": "node2", "ip": "192.168.123.112", "slots": 2, "gpus": []}],
+               "network": {"name": "mtrt-net", "subnet": "192.168.123.0/24"},
+               "shared": {"host_dir": "/srv/shared", "mount": "/TRTDir"}}
+    result = run_action(load_action("run_summary"), {"cluster": cluster}, name="run_summary")
+    assert result["mtrt_kind"] == "run_summary" and result["changed"] is False
+    assert result["cluster"]["nodes"] == [{"name": "node1", "ip": "192.168.123.111"},
+                                          {"name": "node2", "ip": "192.168.123.112"}]
+    sentence = ("Cluster mtrt (docker mode): 2 nodes node1=192.168.123.111, node2=192.168.123.112; network mtrt-net "
+                "192.168.123.0/24; shared dir /srv/shared -> /TRTDir; launcher node1.")
+    assert result["msg"] == sentence
+
+    callback_loader.add_directory(str(PLUGINS / "callback"))
+    callback = callback_loader.get("run_report")
+    callback.set_options(direct={"report_dir": str(tmp_path), "run_id": "r2"})
+    printed = []
+    monkeypatch.setattr(callback._display, "display", lambda msg, *a, **k: printed.append(msg))
+    host = types.SimpleNamespace(get_name=lambda: "localhost")
+    task = types.SimpleNamespace(name="Summarise", action="run_summary", _uuid="s1", _role=None)
+    hello = types.SimpleNamespace(name="Say hello", action="mpi_hello", _uuid="h1",
+                                  _role=types.SimpleNamespace(_role_name="mpi_hello"))
+    callback.v2_playbook_on_start(types.SimpleNamespace(_file_name="site.yml"))
+    callback.v2_playbook_on_play_start(types.SimpleNamespace(get_name=lambda: "Stage 60 - MPI hello"))
+    callback.v2_playbook_on_task_start(hello, False)
+    callback.v2_runner_on_ok(types.SimpleNamespace(host=types.SimpleNamespace(get_name=lambda: "node1"), task=hello,
+                                                   result={"mtrt_kind": "mpi_hello", "world_size": 4,
+                                                           "ranks_per_host": {"node1": 2, "node2": 2}}))
+    callback.v2_playbook_on_play_start(types.SimpleNamespace(get_name=lambda: "Stage 99 - Summary"))
+    callback.v2_playbook_on_task_start(task, False)
+    callback.v2_runner_on_ok(types.SimpleNamespace(host=host, task=task, result=result))
+    assert printed[0].startswith("MTRT run so far (")
+    assert printed[1:] == ["  " + sentence, printed[2], "  hello on node1: world_size=4 node1=2 node2=2 missing=none"]
+    assert printed[2].split()[:3] == ["60", "mpi_hello", "ok"]
+    del printed[:]
+    counts = {"node1": 1, "localhost": 1}
+    callback.v2_playbook_on_stats(types.SimpleNamespace(
+        processed=counts, ok=counts, changed={}, failures={}, dark={}, skipped={}, rescued={}, ignored={}))
+    assert printed[1].startswith("MTRT run successful in ") and printed[1].endswith("r2/report.md")
+    assert printed[2:] == []  # stage 99 printed the rest
+    md = (tmp_path / "r2" / "report.md").read_text()
+    assert md.split("\n")[4] == sentence and "## Cluster" not in md
+
+
+def test_callback_without_the_package_stops_the_run_with_one_sentence(tmp_path):
+    """ansible-playbook with run_report enabled but mpi_trt_ansible not importable fails before any task."""
+    play = tmp_path / "play.yml"
+    play.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug: {msg: ran}\n")
+    script = ("import sys; sys.modules['mpi_trt_ansible'] = None\n"
+              "from ansible.cli.playbook import main\n"
+              "sys.argv = ['ansible-playbook', '-i', 'localhost,', '-c', 'local', %r]\nmain()\n" % str(play))
+    out = __import__("subprocess").run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                                       timeout=120)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "ran" not in out.stdout
+    assert ("[ERROR]: run_report: the mpi_trt_ansible package is not importable; run scripts/bootstrap.sh "
+            "(or pip install -e . in the project)") in text
+
+
+def test_the_callbacks_imports_stay_cheap():
+    """What the callback loads inside ansible-playbook imports neither ansible-runner nor the API."""
+    script = ("import sys; import mpi_trt_ansible.report, mpi_trt_ansible.interrupt\n"
+              "print(sorted(m for m in sys.modules if m.startswith(('ansible_runner', 'mpi_trt_ansible.api', "
+              "'ansible', 'docker', 'yaml'))))\n")
+    out = __import__("subprocess").run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                                       timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_keys_a_result_hands_on_to_later_stages_stay_out_of_the_report():
+    from mpi_trt_ansible.report.secrets import clean_result
+    res = {"mtrt_kind": "preflight", "ok": True, "docker": {"images": [1, 2, 3]}, "mtrt_handoff": ["docker"]}
+    assert clean_result(res) == {"mtrt_kind": "preflight", "ok": True}

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Static guards: the project never weakens SSH, never sets passwords, never asks for privileges.
 
 These scan the product files (roles, playbooks, inventories, plugins), so a

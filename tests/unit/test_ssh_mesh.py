@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """ssh_mesh_check: ring chains first, direct hops only to say which hop broke; probe waits for sshd's port."""
 
 import pytest

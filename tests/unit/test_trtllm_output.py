@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """run.py output and engine config.json parsing on captured output forms."""
 
 import json
@@ -135,10 +136,12 @@ def test_modern_recent_config_records_gpus_per_node():
 
 
 def test_legacy_pp_engine_names_and_bad_configs():
-    config = {"builder_config": {"name": "chatglm3_6b", "precision": "bfloat16",
+    # The names the 0.7.1 runtime opens: tp<tensor_parallel>_pp<pp> (model_runner.get_engine_name with
+    # builder_config.tensor_parallel). llama/qwen build.py write exactly these.
+    config = {"builder_config": {"name": "llama", "precision": "bfloat16",
                                  "tensor_parallel": 2, "pipeline_parallel": 2, "quant_mode": 0}}
     meta = parse_engine_config(config, [])
-    assert meta["expected_files"][3] == "chatglm3_6b_bfloat16_tp4_pp2_rank3.engine"
+    assert meta["expected_files"][3] == "llama_bfloat16_tp2_pp2_rank3.engine"
     assert meta["quantization"] == "none"
     assert parse_engine_config({"foo": 1})["problems"][0].startswith("config.json has neither")
     bad = {"version": "0.9.0", "pretrained_config": {"mapping": {"world_size": 3, "tp_size": 2}}}

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The variable contract keeps itself true.
 
 Every cluster_* and role variable that roles, playbooks and scenarios read has a default and an
@@ -91,7 +92,7 @@ def _reads():
     reads = {}
     for path, text in SOURCES.items():
         for lineno, line in enumerate(text.splitlines(), 1):
-            stripped = line.split("#", 1)[0]
+            stripped = re.sub(r"[&*][a-z0-9_]+", "", line.split("#", 1)[0])  # YAML anchors are no variables
             defined = re.match(r"^([a-z0-9_]+):", stripped)
             for word in WORD.findall(stripped):
                 if defined and defined.group(1) == word and "/defaults/" in path:

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Check and time MPI's collectives across every rank (mpi4py, stdlib only).
 
 Run under mpirun. For each of Bcast, Scatter, Gather, Allgather, Reduce and
@@ -334,6 +335,9 @@ def main(argv=None):
         return 2
     started = time.time()
     host = socket.gethostname()
+    # Every rank says it is up, so a launch that hangs later can tell the ranks that started from
+    # those that never did (the launcher reads each line's rank from Open MPI's --tag-output).
+    print("MTRT-UP rank %d of %d on %s" % (rank, n, host), flush=True)
     hosts = comm.gather(host, root=0)
     rows, failures, injected = [], [], 0
     for size in sizes_from(args):

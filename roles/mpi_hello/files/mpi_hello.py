@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """MPI hello-world of mpi-trt-ansible: every rank reports itself as one JSON line.
 
 Beyond the notes' print, each rank takes part in an allreduce, so a line

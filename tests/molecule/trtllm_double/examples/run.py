@@ -1,46 +1,18 @@
-"""TEST DOUBLE of TensorRT-LLM examples/run.py (0.7.x and later; see ../README.md).
+# SPDX-License-Identifier: Apache-2.0
+"""TEST DOUBLE of TensorRT-LLM examples/run.py (0.7.1, 0.9.0, 1.2; see ../README.md).
 
-Same options as the impersonated version, same world-size assert, same device
-choice (rank % gpus_per_node) and the real error texts; rank 0 prints
-deterministic text derived from each prompt in run.py's format.
+Options from the recorded table of the installed version; the world-size assert; the device each
+rank picks as that version does (rank % gpus_per_node: 8 for 0.7.1 and 0.9.0 in both sessions; the
+engine's pretrained_config.mapping.gpus_per_node in 1.2's Python session) with the real error
+texts; the beam-width check; rank 0 prints deterministic text derived from each prompt.
 """
-import argparse
 import json
 import os
+import sys
 
 import tensorrt_llm
-from tensorrt_llm._double import CPP_ORDINAL_ERROR, engine_layout, visible_gpus, vtuple
-from tensorrt_llm.runtime import ModelRunner
-
-
-def parse_arguments():
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--max_input_length', type=int, default=923)
-    parser.add_argument('--max_output_len', type=int, required=True)
-    parser.add_argument('--input_text', type=str, nargs='+',
-                        default=["Born in north-east France, Soyer trained as a"])
-    parser.add_argument('--input_file', type=str, default=None)
-    parser.add_argument('--output_csv', type=str, default=None)
-    parser.add_argument('--output_npy', type=str, default=None)
-    parser.add_argument('--tokenizer_dir', default='gpt2')
-    parser.add_argument('--engine_dir', type=str, default='engine_outputs')
-    parser.add_argument('--num_beams', type=int, default=1)
-    parser.add_argument('--temperature', type=float, default=1.0)
-    parser.add_argument('--top_k', type=int, default=1)
-    parser.add_argument('--top_p', type=float, default=0.0)
-    parser.add_argument('--length_penalty', type=float, default=1.0)
-    parser.add_argument('--repetition_penalty', type=float, default=1.0)
-    parser.add_argument('--streaming', default=False, action='store_true')
-    parser.add_argument('--use_py_session', default=False, action='store_true')
-    parser.add_argument('--debug_mode', default=False, action='store_true')
-    parser.add_argument('--no_add_special_tokens', dest='add_special_tokens', default=True,
-                        action='store_false')
-    parser.add_argument('--no_prompt_template', dest='use_prompt_template', default=True,
-                        action='store_false')
-    parser.add_argument('--log_level', type=str, default='error')
-    if vtuple() >= (0, 8):
-        parser.add_argument('--run_profiling', default=False, action='store_true')
-    return parser.parse_args()
+from tensorrt_llm._double import (legacy_engine_name, mpi_local_size, parse, set_device,
+                                  table_version)
 
 
 def reply(prompt, beam, max_output_len):
@@ -52,21 +24,28 @@ def main(args):
     rank, world = tensorrt_llm.mpi_rank(), tensorrt_llm.mpi_world_size()
     with open(os.path.join(args.engine_dir, "config.json")) as handle:
         config = json.load(handle)
-    flow, tp, pp, _ = engine_layout(config)
-    assert tp * pp == world, \
-        f'Engine world size ({tp * pp}) != Runtime world size ({world})'
-    if not os.path.isdir(args.tokenizer_dir):
-        raise OSError(f"Can't load tokenizer for '{args.tokenizer_dir}'. Make sure "
-                      f"'{args.tokenizer_dir}' is the correct path to a directory containing all "
-                      "relevant files for a tokenizer.")
-    if args.use_py_session:
-        ModelRunner.from_dir(args.engine_dir, rank=rank)
+    if "pretrained_config" in config:
+        mapping = config["pretrained_config"]["mapping"]
+        tp, pp, beam_width = mapping["tp_size"], mapping["pp_size"], config["build_config"]["max_beam_width"]
+        engine_file = "rank%d.engine" % rank
     else:
-        gpus = 8
-        if flow == "modern" and vtuple() >= (0, 11):
-            gpus = config["pretrained_config"]["mapping"].get("gpus_per_node", 8)
-        if rank % gpus >= visible_gpus():
-            raise RuntimeError(CPP_ORDINAL_ERROR)
+        bc = config["builder_config"]
+        tp, pp, beam_width = bc["tensor_parallel"], bc.get("pipeline_parallel", 1), bc["max_beam_width"]
+        engine_file = legacy_engine_name(bc, rank)
+        mapping = {}
+    assert tp * pp == world, f'Engine world size ({tp} * {pp}) != Runtime world size ({world})'
+    if not os.path.isdir(args.tokenizer_dir or ""):
+        raise OSError(f"Can't load tokenizer for '{args.tokenizer_dir}'.")
+    gpus = 8
+    if table_version() == "1.2" and args.use_py_session and "pretrained_config" in config:
+        gpus = mapping.get("gpus_per_node", 8)
+        if world > gpus:
+            assert mpi_local_size() == gpus
+    set_device(rank % gpus, cpp=not args.use_py_session)
+    with open(os.path.join(args.engine_dir, engine_file), "rb") as handle:
+        handle.read()
+    if args.num_beams > beam_width:
+        raise RuntimeError(f"Num beams ({args.num_beams}) exceeds the engine or specified limit ({beam_width})")
     if rank == 0 and args.output_csv is None and args.output_npy is None:
         for i, text in enumerate(args.input_text):
             print(f'Input [Text {i}]: "{text}"')
@@ -75,7 +54,8 @@ def main(args):
     if getattr(args, "run_profiling", False):
         latency = 0.0123456789 * (rank + 1) * len(args.input_text)
         print(f"batch_size: {len(args.input_text)}, avg latency of 10 iterations: : {latency} sec")
+    sys.stdout.flush()
 
 
 if __name__ == '__main__':
-    main(parse_arguments())
+    main(parse("run.py"))

@@ -1,16 +1,29 @@
-"""Shared helpers of the TensorRT-LLM test double (not part of the real API)."""
+# SPDX-License-Identifier: Apache-2.0
+"""Shared helpers of the TensorRT-LLM TEST DOUBLE (not part of the real API; see ../README.md).
+
+Every command line of the double is parsed by the parser rebuilt from the recorded option table of
+the installed version (package ``mtrt_trtllm_cli_tables``, the same data the unit tests use), and
+the checks the real script runs right after parsing are run too.
+"""
 import os
 import sys
 from importlib import metadata
 
+import mtrt_trtllm_cli_tables as tables
+
 PY_ORDINAL_ERROR = "CUDA error: invalid device ordinal"
 CPP_ORDINAL_ERROR = ("[TensorRT-LLM][ERROR] CUDA runtime error in cudaSetDevice(device): invalid "
-                     "device ordinal (/home/jenkins/agent/workspace/LLM/release/L0_PostMerge/"
-                     "tensorrt_llm/cpp/tensorrt_llm/runtime/utils/sessionUtils.cpp:34)")
+                     "device ordinal (tensorrt_llm/cpp/tensorrt_llm/runtime/utils/sessionUtils.cpp)")
 
 
 def version():
     return metadata.version("tensorrt_llm")
+
+
+def table_version():
+    """The recorded table this install mimics (written by install.sh)."""
+    with open(os.path.join(os.path.dirname(__file__), "_double_table")) as handle:
+        return handle.read().strip()
 
 
 def vtuple(text=None):
@@ -18,12 +31,23 @@ def vtuple(text=None):
     return tuple(int("".join(c for c in p if c.isdigit()) or 0) for p in parts[:2])
 
 
+def parse(tool, argv=None):
+    """Parse like the real ``tool`` of this version: argparse errors exit 2, asserts exit 1."""
+    ver = table_version()
+    args = tables.parser(ver, tool, raising=False).parse_args(argv)
+    problems = tables.post_parse_problems(ver, tool, args)
+    if problems:
+        sys.stderr.write("Traceback (most recent call last):\nAssertionError: %s\n" % problems[0])
+        sys.exit(1)
+    return args
+
+
 def banner():
-    """0.8+ prints a banner on import; early 0.8 dev builds without a newline."""
+    """0.8+ prints a banner on import."""
     ver = version()
     if vtuple(ver) >= (0, 8):
-        end = "" if ver.startswith("0.8.0.dev") else "\n"
-        sys.stdout.write("[TensorRT-LLM] TensorRT-LLM version: %s%s" % (ver, end))
+        name = "TensorRT LLM" if vtuple(ver) >= (1, 0) else "TensorRT-LLM"
+        sys.stdout.write("[TensorRT-LLM] %s version: %s\n" % (name, ver))
         sys.stdout.flush()
     return ver
 
@@ -46,37 +70,23 @@ def mpi_world_size():
     return comm.Get_size() if comm else int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))
 
 
+def mpi_local_size():
+    return int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", "1"))
+
+
 def visible_gpus():
     """Double-only knob: GPUs the container would have (default 1)."""
     return int(os.environ.get("MTRT_DOUBLE_VISIBLE_GPUS", "1"))
 
 
-class _Cuda:
-    @staticmethod
-    def set_device(device):
-        if device >= visible_gpus():
-            raise RuntimeError(PY_ORDINAL_ERROR)
+def set_device(device, cpp=False):
+    if device >= visible_gpus():
+        raise RuntimeError(CPP_ORDINAL_ERROR if cpp else PY_ORDINAL_ERROR)
 
 
-class torch:  # noqa: N801  (stands in for the torch module)
-    cuda = _Cuda
-
-
-class Mapping:
-    def __init__(self, world_size=1, rank=0, gpus_per_node=8, tp_size=1, pp_size=1):
-        self.world_size, self.rank, self.gpus_per_node = world_size, rank, gpus_per_node
-        self.tp_size, self.pp_size = tp_size, pp_size
-
-
-def engine_layout(config):
-    """(flow, tp, pp, engine file of a rank) from an engine config.json."""
-    if "pretrained_config" in config:
-        mapping = config["pretrained_config"]["mapping"]
-        return ("modern", mapping["tp_size"], mapping["pp_size"],
-                lambda r: "rank%d.engine" % r)
-    bc = config["builder_config"]
-    tp, pp = bc["tensor_parallel"], bc.get("pipeline_parallel", 1)
-    world = tp * pp
+def legacy_engine_name(builder_config, rank):
+    """Rank file of a legacy engine as the 0.7.1 runtime opens it (tp from tensor_parallel)."""
+    tp, pp = builder_config["tensor_parallel"], builder_config.get("pipeline_parallel", 1)
     pp_part = "_pp%d" % pp if pp > 1 else ""
-    return ("legacy", tp, pp,
-            lambda r: "%s_%s_tp%d%s_rank%d.engine" % (bc["name"], bc["precision"], world, pp_part, r))
+    return "%s_%s_tp%d%s_rank%d.engine" % (builder_config["name"], builder_config["precision"], tp,
+                                           pp_part, rank)

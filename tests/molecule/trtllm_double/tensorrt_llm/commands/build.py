@@ -1,55 +1,34 @@
-"""TEST DOUBLE of trtllm-build (tensorrt_llm.commands.build:main, 0.8+; see ../../README.md).
+# SPDX-License-Identifier: Apache-2.0
+"""TEST DOUBLE of trtllm-build (tensorrt_llm.commands.build:main of 0.9.0 and 1.2; see ../README.md).
 
-Options follow the installed version: --max_output_len before 0.11,
---max_seq_len and --gpus_per_node (written into the mapping) from 0.11,
---use_custom_all_reduce only in 0.8/0.9.
+Options come from the recorded table: 0.9.0 has --max_output_len, --use_custom_all_reduce and the
+auto-parallel --gpus_per_node (not written into the engine); 1.2 has --max_seq_len and no
+--gpus_per_node at all (PR #8329), and keeps the checkpoint's mapping as it is.
 """
-import argparse
 import json
 import os
+from importlib import metadata
 
-from tensorrt_llm._double import vtuple
+from tensorrt_llm._double import parse, vtuple
 
 
 def main():
-    ver = vtuple()
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--checkpoint_dir', type=str, default=None)
-    parser.add_argument('--output_dir', type=str, default='engine_outputs')
-    parser.add_argument('--max_batch_size', type=int, default=256)
-    parser.add_argument('--max_input_len', type=int, default=1024)
-    parser.add_argument('--max_beam_width', type=int, default=1)
-    parser.add_argument('--max_num_tokens', type=int, default=None)
-    parser.add_argument('--workers', type=int, default=1)
-    parser.add_argument('--log_level', type=str, default='info')
-    parser.add_argument('--gemm_plugin', type=str, default=None)
-    parser.add_argument('--gpt_attention_plugin', type=str, default='auto')
-    if ver >= (0, 11):
-        parser.add_argument('--max_seq_len', type=int, default=None)
-        parser.add_argument('--gpus_per_node', type=int, default=8)
-    else:
-        parser.add_argument('--max_output_len', type=int, default=1024)
-    if (0, 8) <= ver < (0, 10):
-        parser.add_argument('--use_custom_all_reduce', type=str, default='enable',
-                            choices=['enable', 'disable'])
-    args = parser.parse_args()
+    args = parse("trtllm-build")
     with open(os.path.join(args.checkpoint_dir, "config.json")) as handle:
         pretrained = json.load(handle)
     world = pretrained["mapping"]["world_size"]
     for rank in range(world):
         open(os.path.join(args.checkpoint_dir, "rank%d.safetensors" % rank), "rb").close()
-    if ver >= (0, 11):
-        pretrained["mapping"]["gpus_per_node"] = args.gpus_per_node
     build = {"max_batch_size": args.max_batch_size, "max_input_len": args.max_input_len,
+             "max_beam_width": args.max_beam_width,
              "plugin_config": {"gemm_plugin": args.gemm_plugin,
-                               "use_custom_all_reduce": getattr(args, "use_custom_all_reduce",
-                                                                None) == "enable"}}
-    if ver >= (0, 11):
+                               "remove_input_padding": args.remove_input_padding != "disable"}}
+    if vtuple() >= (1, 0):
         build["max_seq_len"] = args.max_seq_len
     else:
         build["max_output_len"] = args.max_output_len
+        build["plugin_config"]["use_custom_all_reduce"] = args.use_custom_all_reduce == "enable"
     os.makedirs(args.output_dir, exist_ok=True)
-    from importlib import metadata
     with open(os.path.join(args.output_dir, "config.json"), "w") as handle:
         json.dump({"version": metadata.version("tensorrt_llm"), "pretrained_config": pretrained,
                    "build_config": build}, handle, indent=4)

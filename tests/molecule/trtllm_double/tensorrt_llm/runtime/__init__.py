@@ -1,1 +1,2 @@
-from tensorrt_llm.runtime.model_runner import ModelRunner  # noqa: F401
+# SPDX-License-Identifier: Apache-2.0
+"""TEST DOUBLE: the run-time device choice of each recorded version (see ../../README.md)."""

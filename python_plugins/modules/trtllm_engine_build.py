@@ -1,99 +1,43 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: trtllm_build
+module: trtllm_engine_build
 short_description: Build a TensorRT-LLM engine once per set of inputs, atomically
 description:
-  - Derives the engine directory from its inputs (C(<model_name|family>-<dtype>[-wo_int8|-wo_int4]-tp<T>-pp<P>)
-    under O(engine_root)) so the build and the run always agree.
+  - Takes the engine request (O(request), built once by the trtllm_engine role from the cluster_trtllm_*
+    settings with C(mpi_trt_ansible.trtllm.engine_request)) and derives the engine directory from it
+    (C(<model_name|family>-<dtype>[-wo_int8|-wo_int4]-tp<T>-pp<P>[-beam<B>]) under O(engine_root)).
   - Skips the build (C(changed=false), C(cache_hit=true)) when C(<engine_dir>/mtrt-build.json) records the
-    same inputs hash and every rank's engine file is there.
-  - Otherwise builds into C(<engine_dir>.tmp-<pid>) with the flow of O(version) (legacy build.py for 0.7.x;
-    convert_checkpoint.py then trtllm-build for 0.8+) and moves it into place only when the build succeeded
-    and the engine is complete; an interrupted build is never taken as done.
-  - Runs the tools directly (not under mpirun, where the legacy build fails); put O(engine_root) on the
-    directory every node mounts.
+    same inputs hash and every rank's engine file is there. With O(find_only) it never builds, it only reports the engine.
+  - Otherwise builds into C(<engine_dir>.tmp-<pid>) with the command lines of the request's version (0.7.1
+    build.py; 0.9.0 and 1.2.x convert_checkpoint.py then trtllm-build) and moves it into place only when the
+    build succeeded and the engine is complete. For 1.2.x the checkpoint's config.json C(mapping.gpus_per_node)
+    is set to the GPUs per container between the two steps (trtllm-build keeps it in the engine).
+  - Runs the tools directly (not under mpirun); put O(engine_root) on the directory every node mounts.
 author:
   - mpi-trt-ansible contributors
 version_added: "1.0.0"
 options:
-  version:
-    description: Installed tensorrt_llm version (C(trtllm_facts) C(version)); picks the flow and the options.
-    type: str
-    required: true
-  family:
-    description: Model family, one of V(chatglm), V(llama), V(gpt), V(qwen).
-    type: str
-    required: true
-  model_name:
-    description: Legacy chatglm build.py C(--model_name) (V(chatglm_6b), V(chatglm2_6b), V(chatglm3_6b), ...); unset for other cases.
-    type: str
-  model_dir:
-    description: Hugging Face model directory (absolute, as seen from the building node).
-    type: path
-    required: true
-  dtype:
-    description: Compute dtype.
-    type: str
-    choices: [float16, bfloat16, float32]
-    default: float16
-  quantization:
-    description: Weight-only quantization.
-    type: str
-    choices: [none, wo_int8, wo_int4]
-    default: none
-  tp_size:
-    description: Tensor parallel size.
-    type: int
-    default: 1
-  pp_size:
-    description: Pipeline parallel size.
-    type: int
-    default: 1
-  gpus_per_node:
+  request:
     description:
-      - GPUs visible per node container. Written into the engine (trtllm-build C(--gpus_per_node)) for
-        versions >= 0.11; for 0.7-0.10 only build.py's build GPU choice (the runtime needs the patch, see trtllm_facts).
-      - Unset means the runtime default 8.
-    type: int
-  max_batch_size:
-    description: Engine maximum batch size.
-    type: int
-    default: 1
-  max_input_len:
-    description: Engine maximum input length (tokens).
-    type: int
-    default: 1024
-  max_output_len:
-    description: Engine maximum output length (tokens); C(--max_seq_len) = input + output from 0.11.
-    type: int
-    default: 1024
-  extra_convert_args:
-    description: Extra arguments for convert_checkpoint.py (part of the inputs hash).
-    type: list
-    elements: str
-    default: []
-  extra_build_args:
-    description: Extra arguments for build.py or trtllm-build, e.g. plugins (part of the inputs hash).
-    type: list
-    elements: str
-    default: []
+      - The engine identity - C(version), C(flow), C(family), C(model_name), C(model_dir), C(dtype), C(quantization),
+        C(tp_size), C(pp_size), C(gpus_per_node), C(max_batch_size), C(max_input_len), C(max_output_len),
+        C(max_beam_width), C(extra_convert_args), C(extra_build_args).
+    type: dict
+    required: true
   engine_root:
     description: Directory holding the engine directories, on the shared mount.
     type: path
     required: true
   examples_dir:
-    description: TensorRT-LLM examples directory (C(trtllm_facts) C(examples_dir)).
+    description: TensorRT-LLM examples directory (C(trtllm_engine_facts) C(examples_dir)).
     type: path
     required: true
-  family_dir:
-    description: Directory of the family's scripts (C(trtllm_facts) C(family_dir)); default C(<examples_dir>/<family>).
-    type: path
   python:
     description: Python interpreter that runs the build scripts.
     type: str
@@ -102,6 +46,17 @@ options:
     description: The C(trtllm-build) command.
     type: str
     default: trtllm-build
+  build_gpus:
+    description: GPUs of the building container (legacy build.py picks the build GPU as rank % this). Unset means the request's C(gpus_per_node).
+    type: int
+  env:
+    description: Environment variables for the build tools (cluster_trtllm_env), on top of the node's own; not part of the inputs hash.
+    type: dict
+    default: {}
+  find_only:
+    description: Only report the engine for the request (C(cache_hit) says whether it is complete); never build.
+    type: bool
+    default: false
   keep_checkpoint:
     description: Keep the converted checkpoint (C(<engine_dir>.ckpt)) of the modern flow.
     type: bool
@@ -120,15 +75,8 @@ notes:
 
 EXAMPLES = r"""
 - name: Build the engine on the shared directory
-  trtllm_build:
-    version: "{{ trtllm_engine_facts.version }}"
-    family: chatglm
-    model_name: chatglm2_6b
-    model_dir: /TRTDir/Models/chatglm2-6b
-    dtype: float16
-    quantization: wo_int8
-    tp_size: 2
-    gpus_per_node: 1
+  trtllm_engine_build:
+    request: "{{ trtllm_engine_request }}"
     engine_root: /TRTDir/engines
     examples_dir: "{{ trtllm_engine_facts.examples_dir }}"
   register: trtllm_engine_build
@@ -136,12 +84,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 mtrt_kind:
-  description: Always C(trtllm_build).
+  description: Always C(trtllm_engine_build).
   returned: always
   type: str
-  sample: trtllm_build
+  sample: trtllm_engine_build
 engine_dir:
-  description: Engine directory derived from the inputs.
+  description: Engine directory derived from the request.
   returned: always
   type: str
   sample: /TRTDir/engines/chatglm2_6b-float16-wo_int8-tp2-pp1
@@ -150,6 +98,10 @@ engine_name:
   returned: always
   type: str
   sample: chatglm2_6b-float16-wo_int8-tp2-pp1
+request:
+  description: The request as validated.
+  returned: always
+  type: dict
 inputs:
   description: The inputs that define the engine (what the hash covers).
   returned: always
@@ -185,11 +137,11 @@ duration_s:
   returned: always
   type: float
 engine:
-  description: Engine metadata parsed from config.json and the files (flow, tp, pp, world_size, gpus_per_node, dtype, quantization, expected/missing files, complete); null before a build.
+  description: Engine metadata parsed from config.json and the files (flow, tp, pp, world_size, gpus_per_node, max_beam_width, dtype, quantization, expected/missing files, complete); null before a build.
   returned: always
   type: dict
 gpus_per_node_fix:
-  description: How this version uses O(gpus_per_node) (see trtllm_facts).
+  description: How the request's version uses its C(gpus_per_node) (see trtllm_engine_facts).
   returned: always
   type: dict
 removed_stale:
@@ -210,7 +162,7 @@ from ansible.module_utils.mtrt_proc import run_bounded, tail
 from ansible.module_utils.trtllm_command import (HASH_FILE, TrtllmConfigError, build_plan,
                                                  engine_dir_name, engine_hash_inputs,
                                                  engine_inputs_hash, gpus_per_node_fix,
-                                                 normalize_engine_spec)
+                                                 validate_request)
 from ansible.module_utils.trtllm_output import parse_engine_config
 
 
@@ -232,28 +184,27 @@ def read_record(path):
         return {}
 
 
+def set_checkpoint_mapping(ckpt_dir, keys):
+    """Write ``keys`` into the checkpoint config.json's mapping (the project's own build artefact)."""
+    path = os.path.join(ckpt_dir, "config.json")
+    with open(path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    config.setdefault("mapping", {}).update(keys)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=4)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            version=dict(type="str", required=True),
-            family=dict(type="str", required=True),
-            model_name=dict(type="str"),
-            model_dir=dict(type="path", required=True),
-            dtype=dict(type="str", default="float16", choices=["float16", "bfloat16", "float32"]),
-            quantization=dict(type="str", default="none", choices=["none", "wo_int8", "wo_int4"]),
-            tp_size=dict(type="int", default=1),
-            pp_size=dict(type="int", default=1),
-            gpus_per_node=dict(type="int"),
-            max_batch_size=dict(type="int", default=1),
-            max_input_len=dict(type="int", default=1024),
-            max_output_len=dict(type="int", default=1024),
-            extra_convert_args=dict(type="list", elements="str", default=[]),
-            extra_build_args=dict(type="list", elements="str", default=[]),
+            request=dict(type="dict", required=True),
             engine_root=dict(type="path", required=True),
             examples_dir=dict(type="path", required=True),
-            family_dir=dict(type="path"),
             python=dict(type="str", default="python3"),
             trtllm_build=dict(type="str", default="trtllm-build"),
+            build_gpus=dict(type="int"),
+            env=dict(type="dict", default={}),
+            find_only=dict(type="bool", default=False),
             keep_checkpoint=dict(type="bool", default=False),
             force=dict(type="bool", default=False),
             timeout_s=dict(type="int", default=3600),
@@ -261,36 +212,39 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    result = dict(mtrt_kind="trtllm_build", changed=False, engine_dir=None, engine_name=None,
-                  inputs=None, inputs_hash=None, flow=None, cache_hit=False, built=False,
+    result = dict(mtrt_kind="trtllm_engine_build", changed=False, engine_dir=None, engine_name=None,
+                  request=None, inputs=None, inputs_hash=None, flow=None, cache_hit=False, built=False,
                   would_build=False, commands=[], duration_s=0.0, engine=None,
                   gpus_per_node_fix=None, removed_stale=[])
     try:
-        spec = normalize_engine_spec(p)
-    except TrtllmConfigError as exc:
-        module.fail_json(msg=str(exc), **result)
-    name = engine_dir_name(spec)
+        req = validate_request(dict(p["request"]))
+        fix = gpus_per_node_fix(req["version"], req["gpus_per_node"])
+    except (TrtllmConfigError, KeyError, TypeError, ValueError) as exc:
+        module.fail_json(msg="engine request refused: %s" % exc, **result)
+    name = engine_dir_name(req)
     engine_dir = os.path.join(p["engine_root"], name)
-    inputs = engine_hash_inputs(spec)
+    inputs = engine_hash_inputs(req)
     digest = engine_inputs_hash(inputs)
-    result.update(engine_dir=engine_dir, engine_name=name, inputs=inputs, inputs_hash=digest,
-                  flow=spec["flow"],
-                  gpus_per_node_fix=gpus_per_node_fix(spec["version"], spec["gpus_per_node"]))
+    result.update(engine_dir=engine_dir, engine_name=name, request=req, inputs=inputs,
+                  inputs_hash=digest, flow=req["flow"], gpus_per_node_fix=fix)
 
     if os.path.isdir(engine_dir) and not p["force"]:
         engine = read_engine(engine_dir)
         if engine and engine["complete"] and read_record(engine_dir).get("inputs_hash") == digest:
             result.update(cache_hit=True, engine=engine)
             module.exit_json(**result)
-    if not os.path.isdir(spec["model_dir"]):
+    if p["find_only"]:
+        result["engine"] = read_engine(engine_dir) if os.path.isdir(engine_dir) else None
+        module.exit_json(**result)
+    if not os.path.isdir(req["model_dir"]):
         module.fail_json(msg="model_dir %s does not exist on %s; put the Hugging Face model there "
-                             "(on the shared mount) or fix model_dir" % (spec["model_dir"],
-                                                                         os.uname()[1]), **result)
+                             "(on the shared mount) or fix cluster_trtllm_model_dir"
+                             % (req["model_dir"], os.uname()[1]), **result)
 
     tmp_dir = "%s.tmp-%d" % (engine_dir, os.getpid())
     ckpt_dir = "%s.ckpt" % engine_dir
-    plan = build_plan(spec, p["examples_dir"], tmp_dir, ckpt_dir, python=p["python"],
-                      trtllm_build=p["trtllm_build"], family_dir=p["family_dir"])
+    plan = build_plan(req, p["examples_dir"], tmp_dir, ckpt_dir, python=p["python"],
+                      trtllm_build=p["trtllm_build"], build_gpus=p["build_gpus"])
     result["would_build"] = True
     result["commands"] = [dict(name=s["name"], argv=s["argv"], rc=None, duration_s=0.0,
                                timed_out=False, stdout_tail="", stderr_tail="") for s in plan]
@@ -320,18 +274,25 @@ def main():
     for step, record in zip(plan, result["commands"]):
         left = p["timeout_s"] - (time.monotonic() - started)
         try:
-            run = run_bounded(step["argv"], max(left, 1), cwd=step["cwd"])
+            run = run_bounded(step["argv"], max(left, 1), cwd=step["cwd"],
+                              env={str(k): str(v) for k, v in (p["env"] or {}).items()})
         except OSError as exc:
             fail("%s could not start: %s (argv[0]=%s)" % (step["name"], exc, step["argv"][0]))
         record.update(rc=run["rc"], duration_s=run["duration_s"], timed_out=run["timed_out"],
                       stdout_tail=tail(run["stdout"]), stderr_tail=tail(run["stderr"]))
         if run["timed_out"]:
-            fail("%s timed out after timeout_s=%d s (killed); raise timeout_s or check the build "
-                 "node. Last output: %s" % (step["name"], p["timeout_s"],
-                                            tail(run["stderr"] or run["stdout"], 5)))
+            fail("%s timed out after timeout_s=%d s (killed); raise cluster_trtllm_build_timeout_s or "
+                 "check the build node. Last output: %s" % (step["name"], p["timeout_s"],
+                                                            tail(run["stderr"] or run["stdout"], 5)))
         if run["rc"] != 0:
             fail("%s failed with rc=%s: %s" % (step["name"], run["rc"],
                                                tail(run["stderr"] or run["stdout"], 15)))
+        if step["checkpoint_mapping"]:
+            try:
+                set_checkpoint_mapping(ckpt_dir, step["checkpoint_mapping"])
+            except (OSError, ValueError) as exc:
+                fail("the checkpoint %s has no readable config.json to record gpus_per_node in (%s)"
+                     % (ckpt_dir, exc))
 
     engine = read_engine(tmp_dir)
     result["engine"] = engine

@@ -1,21 +1,21 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: trtllm_facts
+module: trtllm_engine_facts
 short_description: Report what TensorRT-LLM a node holds, without importing it
 description:
   - Reads the installed C(tensorrt_llm) version with C(importlib.metadata) in a subprocess of the node's
     Python. The library itself is never imported (importing it needs a GPU and prints banners).
-  - Finds the examples directory, the family's build scripts and C(trtllm-build), and says which build
-    flow the version supports (V(legacy) build.py for 0.7.x, V(modern) convert_checkpoint.py +
-    trtllm-build for 0.8 and later).
+  - Finds the examples directory, the family's build scripts and C(trtllm-build), and says whether the
+    project serves the version (0.7.1 legacy build.py; 0.9.0 and 1.2.x convert_checkpoint.py +
+    trtllm-build) and the family with it; any other version is unsupported, with the reason.
   - With O(gpus_per_node), also says how that version is made to use that many GPUs per container
-    (C(gpus_per_node_fix)) and whether C(model_runner.py) carries the project's patch.
+    (C(gpus_per_node_fix)). Nothing of the library is ever changed.
   - Returns C(present=false) with a one-line C(reason) when the node has no TensorRT-LLM; never fails
     for that. Changes nothing.
 author:
@@ -32,7 +32,7 @@ options:
         C(/app/tensorrt_llm/examples), C(/opt/tensorrt_llm/examples), C(/workspace/TensorRT-LLM/examples).
     type: str
   family:
-    description: Model family (e.g. V(chatglm)); its scripts are looked up in C(<examples>/<family>) or C(<examples>/models/core/<family>).
+    description: Model family (e.g. V(chatglm)); its scripts are looked up where the version keeps them (e.g. C(examples/models/core/glm-4-9b) for chatglm in 1.2).
     type: str
   gpus_per_node:
     description: GPUs visible per node container; adds C(gpus_per_node_fix) to the result.
@@ -51,7 +51,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Detect TensorRT-LLM on the launcher
-  trtllm_facts:
+  trtllm_engine_facts:
     family: chatglm
     gpus_per_node: "{{ node_gpus | length }}"
   register: trtllm_engine_facts
@@ -64,17 +64,17 @@ EXAMPLES = r"""
 
 RETURN = r"""
 mtrt_kind:
-  description: Always C(trtllm_facts).
+  description: Always C(trtllm_engine_facts).
   returned: always
   type: str
-  sample: trtllm_facts
+  sample: trtllm_engine_facts
 present:
   description: Whether a C(tensorrt_llm) distribution is installed for O(python).
   returned: always
   type: bool
   sample: true
 supported:
-  description: Whether the flow of this version can run here (run.py plus the family's build tools found).
+  description: Whether the project serves this version and family and its tools are here (run.py plus the family's build tools).
   returned: always
   type: bool
   sample: true
@@ -89,7 +89,7 @@ version:
   type: str
   sample: 0.7.1
 flow:
-  description: V(legacy) (0.7.x build.py) or V(modern) (>= 0.8 convert_checkpoint.py + trtllm-build); null if unknown.
+  description: V(legacy) (0.7.1 build.py) or V(modern) (0.9.0, 1.2.x convert_checkpoint.py + trtllm-build); null for a version the project does not serve.
   returned: always
   type: str
   sample: legacy
@@ -108,10 +108,6 @@ package_dir:
   returned: always
   type: str
   sample: /usr/local/lib/python3.10/dist-packages/tensorrt_llm
-model_runner_py:
-  description: Path of C(tensorrt_llm/runtime/model_runner.py), null if absent.
-  returned: always
-  type: str
 examples_dir:
   description: Examples directory found, null if none.
   returned: always
@@ -130,16 +126,12 @@ tools:
            convert_checkpoint_py: null, trtllm_build: null}
 gpus_per_node_fix:
   description:
-    - How this version uses O(gpus_per_node) GPUs per container (null without O(gpus_per_node)).
-    - C(method) is V(none), V(build_option) (trtllm-build --gpus_per_node) or V(patch_model_runner)
-      (patch + run.py --use_py_session); also C(gpus_per_node), C(build_args), C(run_args), C(patch), C(reason).
+    - How this version uses O(gpus_per_node) GPUs per container (null without O(gpus_per_node) or for an unserved version).
+    - C(method) is V(fixed) (the runtime always uses 8; the layout is checked instead) or V(checkpoint_mapping)
+      (the checkpoint's mapping.gpus_per_node, kept by trtllm-build; run.py --use_py_session); also
+      C(gpus_per_node), C(run_args), C(checkpoint_mapping), C(reason).
   returned: always
   type: dict
-gpus_per_node_patch:
-  description: State of the gpus_per_node patch in model_runner.py - C(anchors), C(applied), C(value); null when unreadable.
-  returned: always
-  type: dict
-  sample: {anchors: 1, applied: false, value: null}
 """
 
 import json
@@ -148,8 +140,8 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.mtrt_proc import run_bounded, tail
-from ansible.module_utils.trtllm_command import (TrtllmConfigError, flow_for_version,
-                                                 gpus_per_node_fix, patch_state)
+from ansible.module_utils.trtllm_command import (family_dir, gpus_per_node_fix, support,
+                                                 version_problem)
 
 EXAMPLES_CANDIDATES = ("/app/tensorrt_llm/examples", "/opt/tensorrt_llm/examples",
                        "/workspace/TensorRT-LLM/examples")
@@ -193,12 +185,12 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    result = dict(mtrt_kind="trtllm_facts", changed=False, present=False, supported=False,
+    result = dict(mtrt_kind="trtllm_engine_facts", changed=False, present=False, supported=False,
                   reason="", version=None, flow=None, python=p["python"], python_version=None,
-                  package_dir=None, model_runner_py=None, examples_dir=None, family_dir=None,
+                  package_dir=None, examples_dir=None, family_dir=None,
                   tools=dict(run_py=None, build_py=None, convert_checkpoint_py=None,
                              trtllm_build=None),
-                  gpus_per_node_fix=None, gpus_per_node_patch=None)
+                  gpus_per_node_fix=None)
     try:
         probe = run_bounded([p["python"], "-c", PROBE], p["timeout_s"])
     except OSError as exc:
@@ -218,22 +210,14 @@ def main():
                             "tensorrt_llm/release) to run the TensorRT-LLM stages" % info["python"])
         module.exit_json(**result)
     result["present"] = True
-    if info["package_dir"]:
-        runner = os.path.join(info["package_dir"], "runtime", "model_runner.py")
-        if os.path.isfile(runner):
-            result["model_runner_py"] = runner
-            try:
-                with open(runner, encoding="utf-8") as handle:
-                    result["gpus_per_node_patch"] = patch_state(handle.read())
-            except OSError:
-                pass
     reasons = []
-    try:
-        result["flow"] = flow_for_version(info["version"])
+    served = version_problem(info["version"])
+    if served:
+        reasons.append(served)
+    else:
+        result["flow"] = support(info["version"])["flow"]
         if p["gpus_per_node"]:
             result["gpus_per_node_fix"] = gpus_per_node_fix(info["version"], p["gpus_per_node"])
-    except TrtllmConfigError as exc:
-        reasons.append(str(exc))
 
     candidates = [p["examples_dir"]] if p["examples_dir"] else EXAMPLES_CANDIDATES
     examples = next((c for c in candidates if os.path.isdir(c)), None)
@@ -247,22 +231,27 @@ def main():
         if not tools["run_py"]:
             reasons.append("%s/run.py is missing; set examples_dir to the directory holding run.py"
                            % examples)
-        if p["family"]:
-            family_dirs = [os.path.join(examples, p["family"]),
-                           os.path.join(examples, "models", "core", p["family"])]
-            result["family_dir"] = next((d for d in family_dirs if os.path.isdir(d)), None)
-            fam = result["family_dir"] or family_dirs[0]
-            tools["build_py"] = _file(os.path.join(fam, "build.py"))
-            tools["convert_checkpoint_py"] = _file(os.path.join(fam, "convert_checkpoint.py"))
+        if p["family"] and result["flow"]:
+            if p["family"] in support(info["version"])["families"]:
+                fam = family_dir(info["version"], p["family"], examples)
+                result["family_dir"] = fam if os.path.isdir(fam) else None
+                tools["build_py"] = _file(os.path.join(fam, "build.py"))
+                tools["convert_checkpoint_py"] = _file(os.path.join(fam, "convert_checkpoint.py"))
+            else:
+                reasons.append("tensorrt_llm %s: the project builds %s with it, not %s (set "
+                               "cluster_trtllm_family)" % (info["version"], " or ".join(
+                                   sorted(support(info["version"])["families"])), p["family"]))
     tools["trtllm_build"] = shutil.which(p["trtllm_build"]) or shutil.which(
         p["trtllm_build"], path=os.path.dirname(result["python"] or "") or None)
-    if p["family"] and result["flow"] == "legacy" and examples and not tools["build_py"]:
-        reasons.append("tensorrt_llm %s builds with %s/build.py, which is missing; check the "
-                       "family (%s)" % (info["version"], p["family"], p["family"]))
-    if p["family"] and result["flow"] == "modern" and examples:
+    if (p["family"] and result["flow"] == "legacy" and examples and not tools["build_py"]
+            and p["family"] in support(info["version"])["families"]):
+        reasons.append("tensorrt_llm %s builds %s with %s/build.py, which is missing from the "
+                       "image" % (info["version"], p["family"], family_dir(info["version"], p["family"],
+                                                                           examples)))
+    if p["family"] and result["flow"] == "modern" and examples and result["family_dir"] is not None:
         if not tools["convert_checkpoint_py"]:
-            reasons.append("tensorrt_llm %s needs %s/convert_checkpoint.py, which is missing; "
-                           "check the family (%s)" % (info["version"], p["family"], p["family"]))
+            reasons.append("tensorrt_llm %s needs %s/convert_checkpoint.py, which is missing from "
+                           "the image" % (info["version"], result["family_dir"]))
         if not tools["trtllm_build"]:
             reasons.append("tensorrt_llm %s needs %s on PATH, which is missing"
                            % (info["version"], p["trtllm_build"]))

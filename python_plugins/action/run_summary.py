@@ -1,0 +1,39 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: Apache-2.0
+"""run_summary: the cluster, as a result the run report files; the report prints its summary beside it.
+
+Documentation: ``python_plugins/modules/run_summary.py``. The summary lines themselves come from
+``mpi_trt_ansible.report.summary_lines``, printed by the run_report callback when this result
+arrives (it holds the report of the run so far).
+"""
+
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+
+from mpi_trt_ansible.report.kinds.cluster import cluster_sentence
+
+ARGUMENT_SPEC = dict(
+    cluster=dict(type="dict", required=True, options=dict(
+        name=dict(type="str", required=True),
+        mode=dict(type="str", required=True),
+        nodes=dict(type="list", elements="dict", default=[]),
+        network=dict(type="dict", default={}),
+        shared=dict(type="dict", default={}),
+        launcher=dict(type="str"),
+    )),
+)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        _validation, params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        given = params["cluster"]
+        cluster = dict(given, nodes=[{"name": n.get("name"), "ip": n.get("ip")} for n in given["nodes"]
+                                     if isinstance(n, dict)])
+        result.update(changed=False, mtrt_kind="run_summary", cluster=cluster, msg=cluster_sentence(cluster))
+        return result

@@ -1,0 +1,230 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Stopping an interrupted run's launches: pid files -> process trees stopped by pid, never by name.
+
+The launches here are real: ``mtrt_launch.execute`` (the one launcher) runs a shell with two
+sleeps of odd durations in its own session and writes its pid file, as every mpirun launch
+does; the stopper then runs in a separate Python, as it does on a launcher.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from conftest import PLUGINS, ROOT
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from mpi_trt_ansible import interrupt  # noqa: E402
+
+LAUNCHER = textwrap.dedent("""\
+    import sys, types
+    import ansible.module_utils
+    ansible.module_utils.__path__.append(%r)
+    from ansible.module_utils import mtrt_launch
+    launch = types.SimpleNamespace(argv=["sh", "-c", "sleep %%s & sleep %%s; wait" %% (sys.argv[2], sys.argv[3])], env={})
+    mtrt_launch.execute(launch, 600, pid_dir=sys.argv[1], name=sys.argv[4])
+    """) % str(PLUGINS / "module_utils")
+
+
+def _pids(argv):
+    """Pids whose command line is exactly ``argv``."""
+    want = [a.encode() for a in argv]
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().split(b"\0")[:-1] == want:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _wait(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.fixture
+def launch(tmp_path):
+    """Start one launch (kind ``mpi_hello``) through mtrt_launch; yields (module process, pid dir, sleeps)."""
+    pid_dir = tmp_path / "launch"
+    sleeps = ("601.25", "602.25")
+    module = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(pid_dir), *sleeps, "mpi_hello"])
+    assert _wait(lambda: len(list(pid_dir.glob("mpi_hello-%d.pid" % module.pid))) == 1
+                 and all(_pids(["sleep", s]) for s in sleeps))
+    yield module, pid_dir, sleeps
+    for s in sleeps:
+        for pid in _pids(["sleep", s]):
+            os.kill(pid, signal.SIGKILL)
+    module.kill()
+    module.wait()
+
+
+def test_running_launch_is_stopped_by_its_pid_file(launch):
+    module, pid_dir, sleeps = launch
+    mpirun_pid = int((pid_dir / ("mpi_hello-%d.pid" % module.pid)).read_text())
+    [entry] = interrupt.stop_launches([interrupt.Target("gpu0", "local", pid_dir=str(pid_dir))])
+    assert entry["error"] is None and entry["via"] == "local" and entry["pid_dir"] == str(pid_dir)
+    [stopped] = entry["launches"]
+    assert (stopped["kind"], stopped["pid"], stopped["module_pid"]) == ("mpi_hello", mpirun_pid, module.pid)
+    assert stopped["was_running"] and stopped["left_running"] == [] and len(stopped["stopped"]) == 3
+    assert not any(_pids(["sleep", s]) for s in sleeps)
+    assert module.wait(timeout=10) is not None  # the module saw its launch end and returned
+    assert list(pid_dir.iterdir()) == []
+
+
+def test_known_launch_whose_file_is_gone_is_stopped_too(launch):
+    """Local mode: the interrupted module removed its pid file; the callback had read it first."""
+    module, pid_dir, sleeps = launch
+    known = interrupt.snapshot(str(pid_dir))
+    os.kill(module.pid, signal.SIGINT)  # what the interrupt does to a local-mode module
+    assert _wait(lambda: list(pid_dir.iterdir()) == [])
+    assert all(_pids(["sleep", s]) for s in sleeps)  # its launch, a session of its own, runs on
+    target = interrupt.Target("gpu0", "local", pid_dir=str(pid_dir), known=known)
+    [entry] = interrupt.stop_launches([target])
+    assert [launch["was_running"] for launch in entry["launches"]] == [True]
+    assert not any(_pids(["sleep", s]) for s in sleeps)
+
+
+def test_stale_and_reused_pids_are_left_alone(tmp_path):
+    pid_dir = tmp_path / "launch"
+    pid_dir.mkdir()
+    (pid_dir / "mpi_hello-999999.pid").write_text("999998\n")  # nothing runs there
+    # a live process that does not lead its own session: a reused pid, not a launch
+    other = subprocess.Popen(["sleep", "603.25"])
+    (pid_dir / "mpi_collectives-999997.pid").write_text("%d\n" % other.pid)
+    (pid_dir / "notes.txt").write_text("not a pid file")
+    try:
+        [entry] = interrupt.stop_launches([interrupt.Target("gpu0", "local", pid_dir=str(pid_dir))])
+        by_kind = {launch["kind"]: launch for launch in entry["launches"]}
+        assert set(by_kind) == {"mpi_hello", "mpi_collectives"}
+        assert by_kind["mpi_hello"]["was_running"] is False
+        assert "does not lead its own session" in by_kind["mpi_collectives"]["skipped"]
+        assert other.poll() is None  # still running
+        assert sorted(p.name for p in pid_dir.iterdir()) == ["notes.txt"]  # stale files go, nothing else
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_unreachable_target_is_reported_not_raised(tmp_path):
+    entries = interrupt.stop_launches([
+        interrupt.Target("n1", "docker", address="mtrt-rep-no-such-container", python="python3"),
+        interrupt.Target("n2", None, error="connection winrm: no way to reach the host to stop its launches")],
+        timeout_s=20)
+    assert entries[0]["host"] == "n1" and entries[0]["error"]
+    assert entries[1] == {"host": "n2", "via": "-", "launches": [],
+                          "error": "connection winrm: no way to reach the host to stop its launches"}
+
+
+@pytest.mark.parametrize("hostvars, via, argv", [
+    ({"ansible_connection": "local"}, "local", [sys.executable, "-", "{}"]),
+    ({"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3",
+      "inventory_hostname": "node1"}, "docker", ["docker", "exec", "-i", "node1", "/usr/bin/python3", "-", "{}"]),
+    ({"ansible_connection": "community.docker.docker", "ansible_docker_extra_args": "-H tcp://gpu7:2375",
+      "ansible_host": "c7", "ansible_python_interpreter": "{{ discovered }}"}, "docker",
+     ["docker", "-H", "tcp://gpu7:2375", "exec", "-i", "c7", "python3", "-", "{}"]),
+    ({"ansible_connection": "ssh", "ansible_host": "10.0.0.5", "ansible_user": "mtrt", "ansible_port": 2222,
+      "ansible_ssh_private_key_file": "/k/id", "ansible_ssh_common_args": "-o UserKnownHostsFile=/k/kh"}, "ssh",
+     ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", "2222", "-l", "mtrt", "-i", "/k/id",
+      "-o", "UserKnownHostsFile=/k/kh", "10.0.0.5", "python3 - '{}'"]),
+])
+def test_targets_follow_the_hosts_connection(hostvars, via, argv):
+    target = interrupt.target_for("node1", hostvars)
+    assert target.via == via
+    assert interrupt.command(target, {}) == argv
+    assert interrupt.target_for("w", {"ansible_connection": "winrm"}).error.startswith("connection winrm")
+
+
+def test_payload_runs_without_ansible(tmp_path):
+    """The shipped program needs only the standard library (a node's python3 has no Ansible)."""
+    out = subprocess.run([sys.executable, "-I", "-S", "-", json.dumps({"pid_dir": str(tmp_path)})],
+                         input=interrupt.payload(), capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"pid_dir": str(tmp_path), "launches": []}
+
+
+FAKE_LAUNCH_MODULE = '''\
+#!/usr/bin/python
+"""Launch a process tree through the project's launcher and wait for it (a stand-in for mpirun)."""
+import types
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils import mtrt_launch
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(sleeps=dict(type="list", elements="str", required=True)))
+    launch = types.SimpleNamespace(argv=["sh", "-c", "sleep %s & sleep %s; wait" % tuple(module.params["sleeps"])],
+                                   env={})
+    run = mtrt_launch.execute(launch, 600, name="fake_launch")
+    module.exit_json(mtrt_kind="fake_launch", rc=run["rc"])
+
+
+main()
+'''
+
+
+def test_sigint_to_ansible_playbook_stops_its_local_launch_and_writes_the_report(tmp_path):
+    """Local mode end to end: SIGINT to the main process -> the launch is gone, the report says interrupted."""
+    sleeps = ("604.25", "605.25")
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "fake_launch.py").write_text(FAKE_LAUNCH_MODULE)
+    (tmp_path / "play.yml").write_text(textwrap.dedent("""\
+        - name: Stage 60 - MPI hello
+          hosts: gpu0
+          gather_facts: false
+          tasks:
+            - name: Say hello from every rank
+              fake_launch:
+                sleeps: %s
+        """ % json.dumps(list(sleeps))))
+    (tmp_path / "inventory.yml").write_text(json.dumps({"all": {"hosts": {"gpu0": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+    env = {k: v for k, v in os.environ.items() if k != "MTRT_LAUNCH_DIR"}
+    env.update(MTRT_REPORT_DIR=str(tmp_path / "reports"), MTRT_RUN_ID="interrupted-run",
+               ANSIBLE_LIBRARY="%s:%s" % (tmp_path / "library", PLUGINS / "modules"))
+    playbook = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i",
+                                 str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml")],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert _wait(lambda: all(_pids(["sleep", s]) for s in sleeps), 60), "the launch never started"
+        playbook.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        output = playbook.communicate(timeout=30)[0]
+        took = time.monotonic() - sent
+    finally:
+        playbook.kill()
+        for s in sleeps:
+            for pid in _pids(["sleep", s]):
+                os.kill(pid, signal.SIGKILL)
+    assert playbook.returncode == 99, output  # ansible-playbook's own code for an interrupted run
+    assert took < 15, output
+    assert not any(_pids(["sleep", s]) for s in sleeps), output
+    report = json.loads((tmp_path / "reports" / "latest" / "report.json").read_text())
+    assert report["run"]["status"] == "interrupted"
+    assert report["stages"][0]["status"] == "interrupted"
+    assert report["stages"][0]["tasks"][0]["hosts"] == {"gpu0": "interrupted"}
+    info = report["interrupted"]
+    assert [(f["host"], f["task"]) for f in info["in_flight"]] == [("gpu0", "Say hello from every rank")]
+    [cleanup] = info["cleanup"]
+    assert (cleanup["host"], cleanup["via"], cleanup["error"]) == ("gpu0", "local", None)
+    assert [(launch["kind"], launch["was_running"], launch["left_running"]) for launch in cleanup["launches"]] == [
+        ("fake_launch", True, [])]
+    assert not os.path.exists(cleanup["pid_dir"])  # the run's own launch directory is gone with it
+    md = (tmp_path / "reports" / "latest" / "report.md").read_text()
+    assert md.startswith("# Run report: ") and "- interrupted" in md.splitlines()[0]
+    assert "| gpu0 | local | fake_launch (pid %d) | stopped (3 processes) |" % cleanup["launches"][0]["pid"] in md
+    assert "MTRT run interrupted in " in output
+    assert "  INTERRUPTED during mpi_hello / Say hello from every rank on gpu0" in output
