@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The inventory contract: every variable's type, choices and range, and one value per cluster variable.
 
-Plain Python. The types and choices come from the roles' own argument specs: the project's
-cluster-wide variables (``cluster_*``, entry point ``contract`` of ``roles/cluster``), the per-node
-ones (entry point ``node``) and each stage role's variables (entry point ``main``), so what preflight
-checks and what a role accepts are one list. Ranges, which argument specs cannot say, are in
+Plain Python. The types and choices come from argument specs: the project's cluster-wide variables (``cluster_*``,
+entry point ``contract`` of ``roles/cluster/meta/contract.yml``), the per-node ones (entry point
+``node``) and each stage role's variables (entry point ``main`` of its ``meta/argument_specs.yml``), so
+what preflight checks and what a role accepts are one list. Ranges, which argument specs cannot say, are in
 :data:`RANGES`. Every problem names the variable, the host it was set on where that matters, the
 value, and the fix, and comes back with all the others.
 """
@@ -56,7 +56,7 @@ def load_entry_points(path):
 
 def load_specs(roles_dir):
     """The project's variables and their specs: ``{"cluster": {...}, "node": {...}, "roles": {var: (role, spec)}}``."""
-    cluster = load_entry_points(os.path.join(roles_dir, "cluster", "meta", "argument_specs.yml"))
+    cluster = load_entry_points(os.path.join(roles_dir, "cluster", "meta", "contract.yml"))
     roles = {}
     for role in sorted(os.listdir(roles_dir)) if os.path.isdir(roles_dir) else []:
         if role == "cluster":

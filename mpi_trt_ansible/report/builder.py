@@ -142,9 +142,11 @@ def seconds_between(start, end):
 
 
 def stage_key_from_name(name):
-    """``"Stage 99 - Run summary"`` -> ``"run_summary"``."""
+    """``"Stage 99 - Run summary"`` -> ``"run_summary"``; a trailing ``(...)`` remark is no part of it
+    (``"Stage 00 - Preflight (changes nothing)"`` -> ``"preflight"``)."""
     match = _STAGE_NAME.match(name or "")
     text = match.group(2) if match else (name or "")
+    text = re.sub(r"\s*\([^()]*\)\s*$", "", text) or text
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "play"
 
 

@@ -13,7 +13,7 @@ description:
   - Runs inside the controller process (an action plugin); it has no options. It reads the play's variables
     itself, so what it checks is exactly what the plays will use.
   - Checks every variable of the inventory contract against its argument spec (type, choices) and range, namely
-    the cluster-wide C(cluster_*) settings (C(roles/cluster/meta/argument_specs.yml), entry point
+    the cluster-wide C(cluster_*) settings (C(roles/cluster/meta/contract.yml), entry point
     C(contract)), the per-node C(node_*) settings (entry point C(node)) and any stage-role variable the
     inventory or C(-e) sets (each role's C(main) entry point). The C(cluster_trtllm_*) settings are checked
     when the TensorRT-LLM stages will run.

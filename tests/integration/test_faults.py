@@ -11,6 +11,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -168,3 +169,50 @@ def test_reports_and_logs_never_hold_private_keys(cluster):
     private = (state / "ssh" / "id_ed25519").read_text().splitlines()[1]
     texts = [proc.stdout, proc.stderr] + [p.read_text() for p in reports.rglob("report.*")]
     assert all("PRIVATE KEY" not in t and private not in t for t in texts)
+
+
+def launch_results(report, kind):
+    return [e["result"] for hosts in report["results"].values() for entries in hosts.values() for e in entries
+            if e["kind"] == kind]
+
+
+def test_a_stopped_node_is_named_with_its_state_and_the_hello_heals_it(cluster):
+    """Issue #18: the hello's silent ranks -> their node -> 'is not running: it exited' -> the fix; the
+    hello's own rescue (SSH check, restart) then brings the node back in the same run."""
+    play, _, _ = cluster
+    docker("stop", "-t", "1", "fnode2")
+    proc, report = play("--tags", "mpi_hello")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    first, last = launch_results(report, "mpi_hello")[0], launch_results(report, "mpi_hello")[-1]
+    rows = {row["host"]: row for row in first["diagnosis"]}
+    assert rows["fnode2"]["state"] == "exited" and rows["fnode2"]["ranks"] == [2, 3], first["diagnosis"]
+    assert "fnode2 is not running: it exited with code" in first["msg"] and "re-run site.yml" in first["msg"]
+    assert last["ranks_per_host"] == {"fnode1": 2, "fnode2": 2}
+
+
+def test_a_node_paused_mid_collectives_is_bounded_named_and_leaves_nothing_running(cluster):
+    """Issue #18: a 15 s bound ends the launch within it even though a node froze, says which node and
+    why, and no mpirun, orted or rank is left on any node (the frozen one included, once it thaws)."""
+    play, _, _ = cluster
+    pauser = threading.Timer(4.0, lambda: docker("pause", "fnode2"))
+    started = time.monotonic()
+    pauser.start()
+    try:
+        proc, report = play("--tags", "mpi_collectives", "-e", "cluster_mpi_timeout_s=15",
+                            "-e", "mpi_collectives_max_bytes=67108864", "-e", "mpi_collectives_iterations=200")
+    finally:
+        pauser.join()
+        elapsed = time.monotonic() - started
+        docker("unpause", "fnode2", check=False)
+    assert proc.returncode != 0
+    assert elapsed < 30, "the run took %.1f s with a 15 s bound" % elapsed
+    result = launch_results(report, "mpi_collectives")[-1]
+    assert result["timed_out"] and "timed out after 15s" in result["msg"]
+    rows = {row["host"]: row for row in result.get("diagnosis") or []}
+    assert rows.get("fnode2", {}).get("state") == "paused", result["msg"]
+    assert "docker unpause fnode2" in result["msg"]
+    time.sleep(5)  # the thawed node's daemon notices its launcher is gone
+    for node in NODES:
+        left = docker_exec(node, "ps -eo args | grep -E '[m]trt_collectives|[o]rted|[m]pirun' || true").stdout.strip()
+        assert left == "", "left running on %s: %s" % (node, left)
+    assert_heals(play, "node paused mid-collectives")

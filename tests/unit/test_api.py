@@ -134,8 +134,8 @@ def test_result_from_events_when_no_report_was_written(fake_runner, tmp_path):
     assert result.hello == api.HelloResult(
         launcher="node1", world_size=4, ranks_per_host={"node1": 2, "node2": 2}, missing_ranks=[],
         ranks=result.by_kind("mpi_hello")["node1"]["ranks"], duration_s=1.52, ok=True)
-    assert result.by_kind("trtllm_build") == {"node1": dict(
-        result.by_kind("trtllm_build")["node1"], cache_hit=True, engine_dir="/TRTDir/engines/tiny-tp2")}
+    assert result.by_kind("trtllm_engine_build") == {"node1": dict(
+        result.by_kind("trtllm_engine_build")["node1"], cache_hit=True, engine_dir="/TRTDir/engines/tiny-tp2")}
     assert [(f.host, f.task, f.stage) for f in result.failures] == [
         ("node2", "Compare the output with the reference", "trtllm_inference")]
     assert result.hosts["node2"]["failed"] == 1

@@ -218,4 +218,14 @@ def test_a_switch_that_is_auto_or_a_boolean_takes_either_spelling():
     for value in (True, False, "true", "false", "auto"):
         v = view()
         v["values"]["cluster_trtllm_enabled"] = value
-        assert preflight.check(v)["problems"] == [], value
+        named = [p["variable"] for p in preflight.check(v)["problems"]]
+        assert "cluster_trtllm_enabled" not in named, value
+
+
+def test_the_trtllm_world_is_checked_here_when_the_stages_will_run():
+    """The stage's own rule (mpi_trt_ansible.trtllm.request_problems), before anything is created."""
+    v = view()
+    v["values"].update(cluster_trtllm_enabled=True, cluster_trtllm_tp_size=2, cluster_trtllm_pp_size=1)
+    problems = preflight.check(v)["problems"]
+    assert [p["variable"] for p in problems][0] == "cluster_trtllm_tp_size x cluster_trtllm_pp_size"
+    assert "4" in problems[0]["fix"]

@@ -111,7 +111,7 @@ def test_console_summary(report):
 def test_markdown_prompt_with_its_own_timings():
     data = {"prompts": [{"index": 1, "input": "Hi", "latency_s": 0.5, "tokens_per_s": 24.0,
                          "outputs": [{"beam": 0, "text": "Hello", "tokens": 12}]}]}
-    md = "\n".join(mtrt_report.RENDERERS["trtllm_run"][1](data))
+    md = "\n".join(mtrt_report.RENDERERS["trtllm_inference_run"][1](data))
     assert "**Prompt 1** (latency 0.5 s, 24.0 tokens/s)" in md
     assert "Output (beam 0, 12 tokens):" in md and "Hello" in md
 
@@ -456,7 +456,9 @@ def test_real_run_rescue_and_repeated_preflight(tmp_path):
 
 @pytest.fixture(scope="module")
 def h200_md():
-    return mtrt_report.render_markdown(json.loads(H200.read_text()))
+    """The H200 run's report (docs/results), its TensorRT-LLM facts under the module's current kind."""
+    text = H200.read_text().replace('"trtllm_facts"', '"trtllm_engine_facts"')
+    return mtrt_report.render_markdown(json.loads(text))
 
 
 def _section(md, heading):
@@ -520,19 +522,12 @@ def test_compact_key_lines(h200_md):
     assert "Preflight OK: no problems." in text
     assert "Checked: mode local, nodes 1, slots 2, np 2, gpus 2, docker_networks 0, host_routes 2," in text
     render = {kind: fn for kind, (_title, fn) in mtrt_report.RENDERERS.items()}
-    md = "\n".join(render["trtllm_facts"]({
-        "present": True, "supported": True, "version": "0.12.0", "flow": "modern", "python": "/usr/bin/python3",
+    md = "\n".join(render["trtllm_engine_facts"]({
+        "present": True, "supported": True, "version": "1.2.1", "flow": "modern", "python": "/usr/bin/python3",
         "python_version": "3.10.12", "tools": {"run_py": "/x/run.py", "trtllm_build": None},
-        "gpus_per_node_fix": {"gpus_per_node": 1, "method": "patch_model_runner"},
-        "gpus_per_node_patch": {"anchors": 1, "applied": True, "value": 1}}))
-    assert "TensorRT-LLM 0.12.0 (modern flow), supported, for `/usr/bin/python3` (Python 3.10.12)." in md
-    assert "Tools found: run_py; missing: trtllm_build." in md and "gpus_per_node 1: patch_model_runner" in md
-    assert "model_runner.py patch: applied (value 1, 1 anchor(s))." in md
-    md = "\n".join(render["trtllm_patch"]({
-        "path": "/p/model_runner.py", "backup": "/p/model_runner.py.mtrt-orig", "action": "applied",
-        "before": {"anchors": 1, "applied": False, "value": None}, "after": {"anchors": 1, "applied": True, "value": 1},
-        "msg": "model_runner.py: inserted runtime_mapping.gpus_per_node = 1"}))
-    assert md.startswith("Patch applied: action applied; gpus_per_node None -> 1.")
+        "gpus_per_node_fix": {"gpus_per_node": 1, "method": "checkpoint_mapping"}}))
+    assert "TensorRT-LLM 1.2.1 (modern flow), supported, for `/usr/bin/python3` (Python 3.10.12)." in md
+    assert "Tools found: run_py; missing: trtllm_build." in md and "gpus_per_node 1: checkpoint_mapping" in md
     md = "\n".join(render["ssh_mesh"]({
         "direct": [{"ok": True, "hops": ["node1"]}, {"ok": False, "hops": ["node2"], "cause": "host key changed",
                                                        "fix": "restart node2"}],
@@ -652,15 +647,6 @@ def test_gpu_check_nothing_to_measure_method_and_explained():
         {"task": "Measure", "kind": "nccl_allreduce", "status": "ok", "result": data}]}}}
     assert "Launch: np 1 (0 on gpu0); mpirun exited 0 after 3.0 s; every rank printed." in (
         mtrt_report.render_markdown(report))
-
-
-@pytest.mark.parametrize("old, new", [("trtllm_build", "trtllm_engine_build"), ("trtllm_run", "trtllm_inference_run"),
-                                      ("trtllm_facts", "trtllm_engine_facts")])
-def test_renamed_trtllm_kinds_render_as_the_old_ones(old, new):
-    data = {"engine_dir": "/TRTDir/engines/x", "cache_hit": True, "duration_s": 0.1, "present": False,
-            "python": "/usr/bin/python3", "latency_s": 0.5, "prompts": []}
-    assert mtrt_report.RENDERERS[new] == mtrt_report.RENDERERS[old]
-    assert mtrt_report.RENDERERS[new][1](data)
 
 
 # --- interrupted runs -------------------------------------------------------------------------------
@@ -793,3 +779,10 @@ def test_keys_a_result_hands_on_to_later_stages_stay_out_of_the_report():
     from mpi_trt_ansible.report.secrets import clean_result
     res = {"mtrt_kind": "preflight", "ok": True, "docker": {"images": [1, 2, 3]}, "mtrt_handoff": ["docker"]}
     assert clean_result(res) == {"mtrt_kind": "preflight", "ok": True}
+
+
+def test_stage_keys_leave_a_trailing_remark_out():
+    from mpi_trt_ansible.report.builder import stage_key_from_name
+    assert stage_key_from_name("Stage 00 - Preflight (validates the inventory, changes nothing)") == "preflight"
+    assert stage_key_from_name("Stage 99 - Summary") == "summary"
+    assert stage_key_from_name("(only a remark)") == "only_a_remark"

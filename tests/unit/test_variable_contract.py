@@ -38,7 +38,7 @@ def _defaults(role):
 
 
 def _specs(role):
-    path = ROLES / role / "meta" / "argument_specs.yml"
+    path = ROLES / role / "meta" / ("contract.yml" if role == "cluster" else "argument_specs.yml")
     if not path.exists():
         return {}
     return {name: entry.get("options") or {} for name, entry in (_yaml(path).get("argument_specs") or {}).items()}

@@ -1,10 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Sections of the TensorRT-LLM stages (80 trtllm_engine, 90 trtllm_inference).
-
-The modules are being renamed (trtllm_facts / trtllm_patch / trtllm_build / trtllm_run ->
-trtllm_engine_facts / trtllm_engine_build / trtllm_inference_run); both names are rendered
-until the rename has landed everywhere, then the old ones go.
-"""
+"""Sections of the TensorRT-LLM stages (80 trtllm_engine, 90 trtllm_inference)."""
 
 from __future__ import annotations
 
@@ -12,7 +7,7 @@ from ..mdtext import code, fence
 from . import renderer
 
 
-@renderer("trtllm_engine_facts", "trtllm_facts", title="TensorRT-LLM")
+@renderer("trtllm_engine_facts", title="TensorRT-LLM")
 def trtllm_facts(data, where=None):
     if not data.get("present"):
         lines = ["TensorRT-LLM: not installed for `%s` (Python %s)." % (data.get("python"),
@@ -33,27 +28,10 @@ def trtllm_facts(data, where=None):
     if isinstance(fix, dict):
         lines += ["gpus_per_node %s: %s%s" % (fix.get("gpus_per_node"), fix.get("method"),
                                               " (%s)" % fix["reason"] if fix.get("reason") else ""), ""]
-    patch = data.get("gpus_per_node_patch")
-    if isinstance(patch, dict):
-        lines += ["model_runner.py patch: %s (value %s, %s anchor(s))." % (
-            "applied" if patch.get("applied") else "not applied", patch.get("value"), patch.get("anchors")), ""]
     return lines
 
 
-@renderer("trtllm_patch", title="TensorRT-LLM patch")
-def trtllm_patch(data, where=None):
-    before, after = data.get("before") or {}, data.get("after") or {}
-    applied = after.get("applied") if after else before.get("applied")
-    lines = ["Patch %s: action %s; gpus_per_node %s -> %s." % (
-        "applied" if applied else "not applied", data.get("action"), before.get("value"),
-        after.get("value")), ""]
-    if data.get("msg"):
-        lines += [data["msg"], ""]
-    lines += ["File `%s`, backup `%s`." % (data.get("path"), data.get("backup")), ""]
-    return lines
-
-
-@renderer("trtllm_engine_build", "trtllm_build", title="Engine")
+@renderer("trtllm_engine_build", title="Engine")
 def trtllm_build(data, where=None):
     if data.get("cache_hit"):
         how = "reused (cache hit)"
@@ -70,7 +48,7 @@ def trtllm_build(data, where=None):
     return lines
 
 
-@renderer("trtllm_inference_run", "trtllm_run", title="Inference")
+@renderer("trtllm_inference_run", title="Inference")
 def trtllm_run(data, where=None):
     """Prompts with outputs; timings per prompt where given, else for the run."""
     timings = [fmt % data[key] for key, fmt in (("latency_s", "latency %s s"), ("tokens_per_s", "%s tokens/s"),
