@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 
 __all__ = [
-    "Failure", "HelloResult", "ModuleResult", "RunFinished", "RunHandle", "RunResult",
+    "Failure", "HelloResult", "ModuleResult", "RunFinished", "RunHandle", "RunResult", "ServingResult",
     "StageFinished", "StageResult", "StageStarted", "TaskResult", "find_project_dir",
     "latest_report", "run_pipeline", "start_pipeline",
 ]

@@ -39,6 +39,7 @@ from mpi_trt_ansible import report as report_lib
 LOG = logging.getLogger(__name__)
 SITE_PLAYBOOK = "site.yml"
 TEARDOWN_PLAYBOOK = "playbooks/teardown.yml"
+SERVE_PLAYBOOK = "playbooks/95_triton_serve.yml"
 _CALLBACK_DIR = Path("python_plugins/callback")
 # Seconds an interrupted ansible-playbook gets to stop its launches and write its report.
 CANCEL_GRACE_S = 45
@@ -184,6 +185,23 @@ class HelloResult:
     ok: bool
 
 
+@dataclass(frozen=True)
+class ServingResult:
+    """What the serving stage left (``report.kinds.serve.serving_outcome`` of the run's results).
+
+    ``instances``: each server as ``{name, host, hosts, ranks: [{rank, node, slot, gpu}], gpus,
+    ports: {http, grpc, metrics}, action, pid, time_to_ready_s, endpoint}``; ``loadtest``: the load
+    test's figures (``per_instance``, ``latency_s`` p50/p95/p99/max, ``tokens_per_s``, ``errors``, ...)
+    or None; ``stopped``: servers of an earlier plan that this run stopped.
+    """
+
+    mode: Optional[str]
+    endpoint: Optional[str]
+    instances: list
+    stopped: list
+    loadtest: Optional[dict]
+
+
 @dataclass
 class RunResult:
     """The typed outcome of one run."""
@@ -230,6 +248,14 @@ class RunResult:
             missing_ranks=list(data.get("missing_ranks") or []), ranks=list(data.get("ranks") or []),
             duration_s=data.get("duration_s"),
             ok=last.status not in ("failed", "unreachable") and not data.get("missing_ranks"))
+
+    @property
+    def serving(self):
+        """The serving stage's endpoint, servers and load test as a :class:`ServingResult`, or None."""
+        from mpi_trt_ansible.report.kinds.serve import serving_outcome
+
+        outcome = serving_outcome((r.kind, r.data) for r in self.results)
+        return ServingResult(**outcome) if outcome else None
 
     @classmethod
     def from_report(cls, report, status, rc, report_json=None, report_md=None, artifact_dir=None):

@@ -195,8 +195,7 @@ def check(view):
     if contract._as_bool(values.get("cluster_serve_enabled")):
         serve_problems = _optional("mpi_trt_ansible.serving", "serve_problems")
         if serve_problems is not None:
-            settings = {k: v for k, v in values.items() if k.startswith(("cluster_serve_", "cluster_trtllm_"))}
-            problems += serve_problems(settings, nodes)
+            problems += serve_problems(values, nodes)  # every setting: ports, mode, network included
     problems = _first_per_variable(problems)
     checked = dict(topology.checked(topology_spec(values, nodes, facts)),
                    variables=len(values), trtllm=will_run_trtllm)

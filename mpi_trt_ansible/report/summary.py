@@ -11,6 +11,8 @@ from __future__ import annotations
 from .builder import iter_results
 from .kinds.cluster import cluster_sentence
 from .kinds.launch import node_state
+from .kinds.serve import serving_outcome
+from .kinds.serve import summary_line as serving_line
 from .mdtext import rank_ranges
 
 
@@ -96,6 +98,9 @@ def summary_lines(report, md_path=None, brief=False, cluster=None):
         per_host = "".join(" %s=%s" % kv for kv in (data.get("ranks_per_host") or {}).items())
         lines.append("  hello on %s: world_size=%s%s missing=%s" % (
             host, data.get("world_size"), per_host, data.get("missing_ranks") or "none"))
+    serving = serving_line(serving_outcome((e["kind"], e["result"]) for _s, _h, e in iter_results(report)))
+    if serving:
+        lines.append(serving)
     lines += _interrupt_lines(report)
     lines += _failure_lines(report.get("rescued") or [], "RESCUED")
     lines += _failure_lines(report.get("failures") or [], "FAILED")

@@ -23,6 +23,7 @@ SCENARIOS = {
     # scenario: (cluster name, docker network)
     "default": ("mtrt-molecule", "mtrt-molecule-net"),
     "trtllm": ("mtrt-trt", "mtrt-trt-net"),
+    "serving": ("mtrt-srv", "mtrt-srv-net"),
     # cluster_mode hosts on three sim-host containers over real SSH (the network is the test's "fabric").
     "multihost": ("mtrt-mh", "mtrt-mh-fabric"),
 }
@@ -53,4 +54,9 @@ def test_scenario_passes_and_teardown_keeps_shared_data(scenario, tmp_path):
     assert left == [], "teardown left containers of %s: %s" % (cluster, left)
     assert network not in _docker("network", "ls", "--format", "{{.Name}}").split()
     assert sentinel.read_bytes() == b"weights the user made"
+    if scenario == "serving":
+        # Teardown stopped serving and removed its proxy, and kept every model repository.
+        assert _docker("ps", "-aq", "--filter", "name=^/mtrt-srv-serve-proxy$").split() == []
+        for name in ("inst0", "inst1", "orchestrator"):
+            assert (shared / "triton" / cluster / name / "ensemble" / "config.pbtxt").is_file(), name
     assert (tmp_path / "state" / cluster / "ssh" / "id_ed25519").stat().st_mode & 0o777 == 0o600

@@ -232,3 +232,12 @@ def test_the_trtllm_world_is_checked_here_when_the_stages_will_run():
     problems = preflight.check(v)["problems"]
     assert [p["variable"] for p in problems][0] == "cluster_trtllm_tp_size x cluster_trtllm_pp_size"
     assert "4" in problems[0]["fix"]
+
+
+def test_serving_is_checked_with_every_setting_it_reads():
+    """serve_problems gets the whole contract (the sshd port among them), not only cluster_serve_*."""
+    v = view()
+    v["values"].update(cluster_serve_enabled=True, cluster_serve_http_port=22, cluster_serve_instances=1)
+    problems = preflight.check(v)["problems"]
+    assert any("cluster_serve_http_port" in p["variable"] and "cluster_ssh_port" in p["message"] for p in problems), \
+        [p["message"] for p in problems]

@@ -27,6 +27,6 @@ def renderer(*kinds, title):
 
 
 # The modules that register renderers (one per concern); a new concern adds its module here.
-_KIND_MODULES = ("cluster", "mpi", "gpu", "trtllm", "hosts")
+_KIND_MODULES = ("cluster", "mpi", "gpu", "trtllm", "serve", "hosts")
 for _name in _KIND_MODULES:
     importlib.import_module("%s.%s" % (__name__, _name))

@@ -1,0 +1,52 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Filters of the serving stage (roles/triton_serve)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+if _UTILS not in sys.path:
+    sys.path.insert(0, _UTILS)
+from mtrt_serve_proxy import nginx_conf  # noqa: E402  (plain Python beside the plugins, see the sys.path line above)
+
+DOCUMENTATION = ""
+
+
+def mtrt_nginx_conf(proxy, down=(), **options):
+    """The serving proxy's nginx.conf for the plan's ``proxy`` (``mtrt_serve_proxy.nginx_conf``)."""
+    return nginx_conf(proxy["upstreams"], proxy["listen_port"], down=down or (), **options)
+
+
+def mtrt_serve_instance_line(result):
+    """One server's result (``triton_serve_instance``) as a summary phrase."""
+    ranks = ",".join("%s@%s" % (r.get("rank"), r.get("node")) for r in result.get("ranks") or [])
+    line = "%s: ranks %s, http %s, %s" % (result.get("name"), ranks, (result.get("ports") or {}).get("http"),
+                                          result.get("action"))
+    if result.get("time_to_ready_s") is not None:
+        line += ", ready in %ss" % result["time_to_ready_s"]
+    return line
+
+
+def mtrt_serve_loadtest_line(result):
+    """A load test's figures (``triton_serve_loadtest``) as a summary phrase."""
+    lat = result.get("latency_s") or {}
+    per = ", ".join("%s=%s" % kv for kv in sorted((result.get("per_instance") or {}).items()))
+    return ("load test: %s/%s ok (%s), p50 %ss p95 %ss p99 %ss, %s tokens/s, %s errors"
+            % (result.get("ok"), result.get("requests"), per, lat.get("p50"), lat.get("p95"), lat.get("p99"),
+               result.get("tokens_per_s"), result.get("errors")))
+
+
+def mtrt_serve_stale(previous, current):
+    """Servers of an earlier plan that ``current`` has not, or has with rank 0 on another node."""
+    now = {(s.get("name"), s.get("host")) for s in current or []}
+    return [s for s in previous or [] if (s.get("name"), s.get("host")) not in now]
+
+
+class FilterModule:
+    def filters(self):
+        return {"mtrt_nginx_conf": mtrt_nginx_conf,
+                "mtrt_serve_instance_line": mtrt_serve_instance_line,
+                "mtrt_serve_loadtest_line": mtrt_serve_loadtest_line,
+                "mtrt_serve_stale": mtrt_serve_stale}
