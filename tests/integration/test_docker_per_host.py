@@ -47,6 +47,7 @@ def inventory(tmp, **extra_vars):
         "vars": dict({"cluster_name": CLUSTER, "cluster_mode": "docker_per_host",
                       "cluster_network_subnet": SUBNET, "cluster_node_network": NETWORK,
                       "cluster_shared_host_dir": str(tmp / "shared"), "cluster_mpi_timeout_s": 60,
+                      "cluster_image_name": "mtrt-mh-node",
                       # One 2-core machine plays all three: idle ranks yield (docker mode derives it).
                       "cluster_mpi_mca": {"mpi_yield_when_idle": 1}}, **extra_vars),
         "children": {"docker_hosts": {"hosts": docker_hosts}, "nodes": {"hosts": nodes}}}}
