@@ -8,15 +8,16 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
-# Test-only host packages: the collectives and GPU-probe scripts also run under a
-# real local mpirun (tests/unit/test_collectives_script.py, test_mpi_gpu_modules.py).
-if ! command -v mpirun >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import mpi4py' 2>/dev/null; then
-    echo "test: installing openmpi-bin and python3-mpi4py (apt) for the local mpirun tests"
+# Test-only host packages: the collectives, GPU-probe and all-reduce scripts also
+# run under a real local mpirun (tests/unit/test_collectives_script.py,
+# test_mpi_gpu_modules.py; the all-reduce on CPU through torch's gloo backend).
+if ! command -v mpirun >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import mpi4py, torch.distributed' 2>/dev/null; then
+    echo "test: installing openmpi-bin, python3-mpi4py and python3-torch (apt) for the local mpirun tests"
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
-        openmpi-bin python3-mpi4py >/dev/null
+        openmpi-bin python3-mpi4py python3-torch >/dev/null
 fi
 export MTRT_INTEGRATION="${MTRT_INTEGRATION:-1}"
 
