@@ -319,6 +319,7 @@ class ReportBuilder:
             record = dict({"stage": stage["key"], "host": host, "task": task["name"],
                            "action": task["action"], "status": status, "message": message},
                           **failure_details(res))
+            self._inherit_cause(record)
             if status == "rescued":
                 self.rescued.append(record)
             else:
@@ -337,6 +338,18 @@ class ReportBuilder:
             "action": task["action"], "status": status, "changed": bool(res.get("changed")),
             "duration_s": round(duration, 3) if isinstance(duration, (int, float)) else None,
             "message": message, "mtrt": found}], release=status != "skipped")
+
+    def _inherit_cause(self, record):
+        """A ``fail`` task that re-raises a module's failure (a rescue that could not heal
+        passes on ``<result>.msg``) keeps that module's kind, causes and diagnosis, so the
+        failure a reader sees still says which ranks, hosts and causes were involved."""
+        if record["kind"] is not None or (record["action"] or "").rsplit(".", 1)[-1] != "fail":
+            return
+        earlier = next((r for r in reversed(self.rescued + self.failures)
+                        if r is not record and r["kind"] and r["host"] == record["host"]
+                        and r["stage"] == record["stage"] and r["message"] == record["message"]), None)
+        if earlier is not None:
+            record.update((k, earlier[k]) for k in ("kind", "explained", "diagnosis"))
 
     def _stats(self, data):
         for host in data.get("processed") or {}:

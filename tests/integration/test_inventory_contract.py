@@ -139,9 +139,12 @@ all:
     assert proc.returncode != 0
     problems = [p for p in report["results"]["preflight"]["localhost"][0]["result"]["problems"]]
     assert [p["variable"] for p in problems] == ["cluster_network_subnet"], problems
-    where_set = "icnode1, icnode2" if where == "nodes_vars" else "icnode2"
-    assert "'10.163.0.0/24' on %s;" % where_set in problems[0]["message"], problems[0]["message"]
-    assert "'192.168.163.0/24' on localhost" in problems[0]["message"]
+    # "<variable> differs between hosts: <value> on <hosts>; <value> on <hosts>. Every play ..."
+    listed = problems[0]["message"].split(" differs between hosts: ", 1)[1].split(". Every play", 1)[0]
+    hosts_of = {value: set(hosts.split(", ")) for value, hosts in (part.split(" on ", 1) for part in listed.split("; "))}
+    assert hosts_of == ({"'10.163.0.0/24'": {"icnode1", "icnode2"}, "'192.168.163.0/24'": {"localhost"}}
+                        if where == "nodes_vars" else
+                        {"'10.163.0.0/24'": {"icnode2"}, "'192.168.163.0/24'": {"icnode1", "localhost"}}), problems[0]
     assert cluster_objects("mtrt-inv-cfl") + cluster_objects("icnode") == before == []
 
 

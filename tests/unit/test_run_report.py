@@ -786,3 +786,26 @@ def test_stage_keys_leave_a_trailing_remark_out():
     assert stage_key_from_name("Stage 00 - Preflight (validates the inventory, changes nothing)") == "preflight"
     assert stage_key_from_name("Stage 99 - Summary") == "summary"
     assert stage_key_from_name("(only a remark)") == "only_a_remark"
+
+
+def test_a_fail_that_reraises_a_rescued_module_failure_keeps_its_cause():
+    """The hello's rescue ends in ``fail: msg={{ mpi_hello_result.msg }}`` when nothing healed:
+    that failure keeps the hello's kind, causes and diagnosis (the API's Failure shows them)."""
+    builder = mtrt_report.ReportBuilder()
+    cause = {"raw": "ssh: connect to host node2 port 22: No route to host", "cause": "node2 down", "fix": "start it"}
+    row = {"host": "node2", "ranks": "2-3", "state": "paused", "exit_code": None, "oom_killed": False,
+           "ssh": "times out", "log_tail": ""}
+    hello = {"msg": "mpi_hello timed out after 1s", "failed": True, "mtrt_kind": "mpi_hello",
+             "explained": [cause], "diagnosis": [row]}
+    builder.feed(_ev("playbook_on_play_start", name="Stage 60 - MPI hello"))
+    for uuid, task, action in [("t1", "Say hello", "mpi_hello"), ("t2", "Say hello - fail", "ansible.builtin.fail"),
+                               ("t3", "Other fail", "ansible.builtin.fail")]:
+        builder.feed(_ev("playbook_on_task_start", task=task, task_uuid=uuid, task_action=action, role="mpi_hello"))
+        res = hello if uuid == "t1" else {"msg": "mpi_hello timed out after 1s" if uuid == "t2" else "other", "failed": True}
+        builder.feed(_ev("runner_on_failed", host="node1", task_uuid=uuid, res=dict(res), rescued=uuid == "t1"))
+    builder.feed(_ev("playbook_on_stats", processed={"node1": 1}, failures={"node1": 1}, rescued={"node1": 1}))
+    report = builder.report()
+    reraised, other = report["failures"]
+    assert (reraised["task"], reraised["kind"]) == ("Say hello - fail", "mpi_hello")
+    assert reraised["explained"] == [cause] and reraised["diagnosis"] == [row]
+    assert (other["kind"], other["explained"], other["diagnosis"]) == (None, [], [])  # another message: nothing taken
