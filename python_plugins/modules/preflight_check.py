@@ -23,6 +23,13 @@ description:
     host's routes, SSH, the shared directory, ulimits against what the docker daemon can grant, the launcher)
     and the GPU layout (one rank per pinned GPU), the base image on the docker host, and, where those rules
     exist, the TensorRT-LLM world and the serving layout.
+  - Reads the ranks' interpreter (C(cluster_mpi_python)) before anything is created, for its tensorrt_llm version,
+    which the TensorRT-LLM request is checked against (served versions, family, pp limits, routing, beams). In
+    local mode it runs on the controller; in the docker modes in a throwaway container of the base image
+    (C(cluster_image_base); no network, removed by its exact name), once per image ID, the answer kept in
+    C(cluster_state_dir)/preflight-probes.json so that a warm run starts no container. V(auto) skips the
+    TensorRT-LLM stages where the image has no tensorrt_llm; V(true) is refused without it or without GPUs.
+    Hosts mode reads the machines in the preflight across hosts (C(hosts_preflight)).
   - Reads the docker engine once, in-process with the Docker SDK, for this cluster's containers, every image and
     network. Later stages decide from that listing instead of asking again.
   - Reports B(every) problem at once, each naming the variable (and its host), its value and the fix; fails
@@ -67,7 +74,8 @@ checked:
   returned: always
   type: dict
   sample: {mode: docker, nodes: 2, slots: 4, np: 4, gpus: 0, docker_networks: 3, host_routes: 3,
-           docker_hosts: [localhost], ulimits: 1, variables: 58, trtllm: false}
+           docker_hosts: [localhost], ulimits: 1, variables: 58, trtllm: false, tensorrt_llm: null,
+           runtime_cached: true}
 docker:
   description: The docker host's listing (this cluster's containers, every image and network); empty outside docker mode.
   returned: always

@@ -220,6 +220,7 @@ def test_the_action_reads_the_play_and_each_host(run_action, monkeypatch):
 def test_a_switch_that_is_auto_or_a_boolean_takes_either_spelling():
     for value in (True, False, "true", "false", "auto"):
         v = view()
+        v["facts"]["host_gpus"] = [0, 1]  # true without GPUs is refused (test_preflight_runtime.py)
         v["values"]["cluster_trtllm_enabled"] = value
         named = [p["variable"] for p in preflight.check(v)["problems"]]
         assert "cluster_trtllm_enabled" not in named, value
@@ -228,6 +229,7 @@ def test_a_switch_that_is_auto_or_a_boolean_takes_either_spelling():
 def test_the_trtllm_world_is_checked_here_when_the_stages_will_run():
     """The stage's own rule (mpi_trt_ansible.trtllm.request_problems), before anything is created."""
     v = view()
+    v["facts"]["host_gpus"] = [0, 1]
     v["values"].update(cluster_trtllm_enabled=True, cluster_trtllm_tp_size=2, cluster_trtllm_pp_size=1)
     problems = preflight.check(v)["problems"]
     assert [p["variable"] for p in problems][0] == "cluster_trtllm_tp_size x cluster_trtllm_pp_size"
