@@ -217,6 +217,9 @@ def check(view):
         where, image = runtime_where(values)
         problems += runtime.probe_error_problems(facts.get("runtime"), values.get("cluster_mpi_python"), where,
                                                  image=image)
+        # Stage 60 and every later MPI stage run cluster_mpi_python on every rank.
+        problems += runtime.mpi4py_problems(facts.get("runtime"), values.get("cluster_mpi_python"), where,
+                                            image=image)
     problems += trtllm_gate
     if will_run_trtllm:
         request_problems = _optional("mpi_trt_ansible.trtllm", "request_problems")

@@ -15,7 +15,8 @@ mpi4py:
 * hosts mode: the preflight across hosts already reads every machine's interpreter (``host_facts``).
 
 The rules (no I/O): :func:`trtllm_gate` (do the TensorRT-LLM stages run, with which version, and what
-stops ``cluster_trtllm_enabled: true``). A probe's result is
+stops ``cluster_trtllm_enabled: true``) and :func:`mpi4py_problems` (the ranks' interpreter imports mpi4py,
+or the node image will give it mpi4py). A probe's result is
 ``{found, python, realpath, python3, tensorrt_llm, mpi4py, mpi4py_error}`` (``found`` False: the
 interpreter cannot be run; ``error`` instead of ``found``: the probe itself could not run).
 """
@@ -201,7 +202,8 @@ def cached_local_probe(python, state_dir, probe=probe_python, **kwargs):
 
     Reused while ``python`` resolves to the same file on PATH, the Python variables of the environment are
     the same, and the interpreter and every directory of its ``sys.path`` (the user site included, even
-    while it does not exist) keep their modification times.
+    while it does not exist) keep their modification times. Not kept for an interpreter reached through a
+    wrapper (``python`` resolves to another file than the interpreter that ran).
     """
     found = shutil.which(python)
     env = [os.environ.get(name) for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONNOUSERSITE")]
@@ -212,7 +214,8 @@ def cached_local_probe(python, state_dir, probe=probe_python, **kwargs):
             and _stamps(list(cached["stamps"])) == cached["stamps"]:
         return dict(cached.get("info") or {}, cached=True)
     info = probe(python, **kwargs)
-    if info.get("found") and found:
+    # Only an interpreter reached directly: a wrapper (a pyenv shim) may choose another one next time.
+    if info.get("found") and found and os.path.realpath(found) == info.get("realpath"):
         watched = [os.path.realpath(found)] + list(info.get("sys_path") or [])
         _store(path, key, {"info": info, "stamps": _stamps(watched)})
     return dict(info, cached=False)
@@ -281,6 +284,49 @@ def trtllm_gate(enabled, gpus, info, where, host="localhost", gpus_where="this m
         "Run on a host with GPUs and a TensorRT-LLM image (cluster_image_base with tensorrt_llm 0.7.1, 0.9.0 or "
         "1.2.x, cluster_mpi_python its interpreter), or set cluster_trtllm_enabled: auto (the stages then skip "
         "and say why) or false.", host)]
+
+
+def node_image_supplies(info, python):
+    """Whether the node image gives ``python`` mpi4py where the base lacks it.
+
+    Its Dockerfile (roles/node_image) installs Debian's python3 when there is none and python3-mpi4py when
+    ``python3 -c 'import mpi4py'`` fails: that serves the distribution's /usr/bin/python3 and no other.
+    """
+    if not info.get("found"):
+        return str(python) in ("python3", "/usr/bin/python3")
+    real = info.get("realpath") or ""
+    return bool(real) and real == info.get("python3") and real.startswith("/usr/bin/")
+
+
+def mpi4py_problems(info, python, where, host="localhost", image=None):
+    """The ranks' interpreter must run and import mpi4py (stage 60 and every later MPI stage need it).
+
+    ``image``: the base image in docker modes (the node image then adds what its Dockerfile adds), None in
+    local mode.
+    """
+    if not known(info) or (info.get("found") and info.get("mpi4py")):
+        return []
+    if image is not None and node_image_supplies(info, python):
+        return []
+    if not info.get("found"):
+        message = ("cluster_mpi_python %r cannot be run %s (%s); every rank runs it (stages 60 to 90)."
+                   % (python, where, info.get("error") or "not found"))
+        fix = ("Set cluster_mpi_python to an interpreter %s has (python3: the node image adds Debian's python3 and "
+               "python3-mpi4py where they are missing), or use a base image that has %s." % (image, python)
+               if image is not None else
+               "Install it on %s, or set cluster_mpi_python to an interpreter this machine has (e.g. python3)."
+               % host)
+    else:
+        message = ("cluster_mpi_python %r (%s) %s does not import mpi4py (%s): the ranks of stage 60 (mpi_hello) "
+                   "and of every later MPI stage would fail." % (python, info.get("realpath") or python, where,
+                                                                 info.get("mpi4py_error") or "not installed"))
+        fix = ("Install mpi4py for %s in the base image %s (pip install mpi4py, built against the image's Open MPI), "
+               "or set cluster_mpi_python: python3 (the node image installs Debian's python3-mpi4py for it)."
+               % (python, image) if image is not None else
+               "Install mpi4py for %s on %s (apt-get install python3-mpi4py for the system python3, or "
+               "%s -m pip install mpi4py with Open MPI's mpicc on PATH), or set cluster_mpi_python to an "
+               "interpreter that imports it." % (python, host, python))
+    return [_problem("cluster_mpi_python", python, message, fix, host)]
 
 
 def probe_error_problems(info, python, where, host="localhost", image=None):

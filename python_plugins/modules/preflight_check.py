@@ -29,6 +29,8 @@ description:
     (C(cluster_image_base); no network, removed by its exact name), once per image ID, the answer kept in
     C(cluster_state_dir)/preflight-probes.json so that a warm run starts no container. V(auto) skips the
     TensorRT-LLM stages where the image has no tensorrt_llm; V(true) is refused without it or without GPUs.
+    The same reading refuses a C(cluster_mpi_python) that does not import mpi4py (stage 60 on needs it), unless
+    the node image adds it (Debian's python3-mpi4py for the distribution's /usr/bin/python3).
     Hosts mode reads the machines in the preflight across hosts (C(hosts_preflight)).
   - Reads the docker engine once, in-process with the Docker SDK, for this cluster's containers, every image and
     network. Later stages decide from that listing instead of asking again.

@@ -83,7 +83,8 @@ def test_the_local_probe_runs_again_only_when_a_directory_it_read_changed(tmp_pa
 
     def probe(python, **kwargs):
         calls.append(python)
-        return dict(answer(None), sys_path=[str(site), str(tmp_path / "user-site-not-yet")])
+        return dict(answer(None), realpath=os.path.realpath(sys.executable),
+                    sys_path=[str(site), str(tmp_path / "user-site-not-yet")])
 
     state = str(tmp_path / "state")
     assert runtime.cached_local_probe(sys.executable, state, probe=probe)["cached"] is False
@@ -95,6 +96,12 @@ def test_the_local_probe_runs_again_only_when_a_directory_it_read_changed(tmp_pa
     # A user site that appears (pip install --user) is a change too.
     (tmp_path / "user-site-not-yet").mkdir()
     assert runtime.cached_local_probe(sys.executable, state, probe=probe)["cached"] is False and len(calls) == 3
+    # A wrapper (a pyenv shim) may choose another interpreter next time: not kept.
+    shim = tmp_path / "python3-shim"
+    shim.write_text("#!/bin/sh\nexec %s \"$@\"\n" % sys.executable)
+    shim.chmod(0o755)
+    for _ in range(2):
+        assert runtime.cached_local_probe(str(shim), state, probe=probe)["cached"] is False
     # The real interpreter names what it reads.
     real = runtime.probe_python(sys.executable)
     assert any(path.endswith("site-packages") for path in real["sys_path"])
@@ -245,6 +252,11 @@ def test_the_action_reads_the_controllers_interpreter_in_local_mode(tmp_path, mo
     refusal = [p for p in result["problems"] if p["variable"] == "cluster_trtllm_enabled"]
     # This test's interpreter has no tensorrt_llm, and this machine lists no GPU.
     assert refusal and "%s on localhost (local mode" % sys.executable in refusal[0]["message"], result["msg"]
+    # Nor mpi4py (the project's venv does not install it): stage 60 would fail; refused here.
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        assert "cluster_mpi_python" in variables(result), result["msg"]
 
 
 # --- hosts mode: the version the machines' interpreter holds ------------------------------------------------------
@@ -300,3 +312,58 @@ def test_hosts_mode_action_reads_the_trtllm_settings_of_the_play():
                                  SimpleNamespace(transport="local"), play_context=None, loader=DataLoader(),
                                  templar=Templar(loader=DataLoader(), variables=task_vars), shared_loader_obj=None)
     assert plugin._trtllm_settings(task_vars) == {"cluster_trtllm_enabled": "auto", "cluster_trtllm_tp_size": 3}
+
+
+# --- the ranks' interpreter imports mpi4py (stage 60 and every later MPI stage) ------------------------------------
+
+def local_view(info):
+    v = view()
+    v["values"].update(cluster_mode="local", cluster_mpi_python="/opt/venv/bin/python", cluster_mpi_launcher="node1",
+                       cluster_ssh_user="mtrt")
+    v["nodes"] = v["nodes"][:1]
+    v["facts"].update(docker=None, runtime=info)
+    return v
+
+
+def test_local_mode_refuses_an_interpreter_without_mpi4py_naming_it_and_the_host():
+    result = preflight.check(local_view(answer(None, mpi4py=None, python="/opt/venv/bin/python",
+                                               real="/opt/venv/bin/python3.11")))
+    assert variables(result) == ["cluster_mpi_python"], result["msg"]
+    problem = result["problems"][0]
+    assert problem["value"] == "/opt/venv/bin/python" and problem["host"] == "localhost"
+    assert "'/opt/venv/bin/python' (/opt/venv/bin/python3.11) on localhost (local mode" in problem["message"]
+    assert "No module named 'mpi4py'" in problem["message"] and "python3-mpi4py" in problem["fix"]
+    missing = preflight.check(local_view({"found": False, "python": "/opt/venv/bin/python",
+                                          "error": "FileNotFoundError: No such file or directory"}))
+    assert variables(missing) == ["cluster_mpi_python"] and "cannot be run on localhost" in missing["msg"]
+    assert preflight.check(local_view(answer(None)))["problems"] == []
+
+
+def docker_view(info, python="python3"):
+    v = view()
+    v["values"].update(cluster_image_base="tensorrt_llm/release:0.9.0", cluster_mpi_python=python)
+    v["facts"]["docker"]["images"].append(copy.deepcopy(IMAGE))
+    v["facts"]["runtime"] = info
+    return v
+
+
+def test_docker_mode_refuses_an_interpreter_the_node_image_does_not_give_mpi4py():
+    venv = answer(None, mpi4py=None, python="/opt/venv/bin/python", real="/opt/venv/bin/python3.10")
+    venv["python3"] = "/usr/bin/python3.10"
+    result = preflight.check(docker_view(venv, "/opt/venv/bin/python"))
+    assert variables(result) == ["cluster_mpi_python"], result["msg"]
+    assert "in image tensorrt_llm/release:0.9.0 on the docker host localhost does not import mpi4py" in result["msg"]
+    assert "in the base image tensorrt_llm/release:0.9.0" in result["problems"][0]["fix"]
+    gone = {"found": False, "python": "/opt/venv/bin/python", "error": 'exec: "/opt/venv/bin/python": stat: no such file'}
+    result = preflight.check(docker_view(gone, "/opt/venv/bin/python"))
+    assert variables(result) == ["cluster_mpi_python"] and "cannot be run in image" in result["msg"]
+
+
+def test_docker_mode_leaves_debians_python3_to_the_node_image():
+    """roles/node_image's Dockerfile installs python3 and python3-mpi4py where `python3 -c 'import mpi4py'` fails."""
+    assert preflight.check(docker_view(answer(None, mpi4py=None)))["problems"] == []
+    no_python = {"found": False, "python": "python3", "error": 'exec: "python3": executable file not found'}
+    assert preflight.check(docker_view(no_python))["problems"] == []
+    # /usr/local/bin/python3 (a python: image) is not the Debian python3 the package serves.
+    local_python = answer(None, mpi4py=None, real="/usr/local/bin/python3.11")
+    assert variables(preflight.check(docker_view(local_python))) == ["cluster_mpi_python"]
