@@ -10,8 +10,8 @@ play's variables and the controller's facts:
     role_values  {host: {variable: value}} stage-role variables the inventory or -e sets
     node_values  {node: {variable: value}} the node_* variables each node sets
     nodes        cluster_nodes: [{name, ip, slots, gpus, mpi_host}]
-    facts        {docker: listing or None, docker_error, host_gpus, dockerd_ulimits, routes,
-                  shared_exists, mmdebstrap, runtime}
+    facts        {docker: listing or None, docker_error, host_gpus, cuda_visible_devices (the controller's,
+                  None: unset), dockerd_ulimits, routes, shared_exists, mmdebstrap, runtime}
                  (runtime: what the ranks' interpreter holds, read by preflight.runtime; None: not read)
     check_mode   bool
     roles_dir    where the roles' argument specs are
@@ -62,6 +62,8 @@ def trtllm_decision(values, facts):
     refuses ``cluster_trtllm_enabled: true``, from the GPUs and the ranks' interpreter (facts["runtime"])."""
     mode = values.get("cluster_mode")
     host_gpus = facts.get("host_gpus") or []
+    if mode == "local":  # the ranks run here and see what CUDA_VISIBLE_DEVICES leaves them
+        host_gpus = gpus.visible_gpus(host_gpus, facts.get("cuda_visible_devices"))
     info = facts.get("runtime") if mode in ("docker", "docker_per_host", "local") else None
     where, _ = runtime_where(values)
     # The GPUs the ranks can have are this machine's in docker and local mode; with several machines the
@@ -211,6 +213,12 @@ def check(view):
                                 "cluster_mode: local to use this machine directly."})
     problems += topology.validate(topology_spec(values, nodes, facts))
     problems += gpus.layout_problems(nodes)
+    trtllm_nodes = nodes
+    if values.get("cluster_mode") == "local":
+        problems += gpus.local_problems(nodes, facts.get("host_gpus") or [], facts.get("cuda_visible_devices"))
+        # The local node's GPUs are the ones this machine lets its ranks see (nothing pins them).
+        visible = gpus.visible_gpus(facts.get("host_gpus") or [], facts.get("cuda_visible_devices"))
+        trtllm_nodes = [n if n.get("gpus") else dict(n, gpus=visible) for n in nodes]
     if builds_image and facts.get("docker") is not None:
         problems += _image_problems(values, facts)
     if values.get("cluster_mode") in ("docker", "docker_per_host", "local"):
@@ -227,7 +235,7 @@ def check(view):
             settings = {k: v for k, v in values.items() if k.startswith("cluster_trtllm_")}
             # The version the ranks' interpreter holds (read above): the version-dependent refusals
             # (served versions, family, pp limits, routing, beams) come before anything is created.
-            problems += request_problems(settings, nodes, version=trtllm_version)
+            problems += request_problems(settings, trtllm_nodes, version=trtllm_version)
     if contract._as_bool(values.get("cluster_serve_enabled")):
         serve_problems = _optional("mpi_trt_ansible.serving", "serve_problems")
         if serve_problems is not None:

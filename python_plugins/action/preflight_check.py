@@ -116,6 +116,8 @@ class ActionModule(ActionBase):
         """What the controller (the docker host in docker mode) says about itself."""
         shared = values.get("cluster_shared_host_dir")
         found = {"host_gpus": facts.host_gpus(), "routes": facts.routes(),
+                 # Local mode: the ranks inherit this environment (mpirun starts under this process).
+                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                  "shared_exists": os.path.isdir(shared) if isinstance(shared, str) and shared else None,
                  "mmdebstrap": bool(shutil.which("mmdebstrap")), "docker": None, "docker_error": None,
                  "dockerd_ulimits": {}}
