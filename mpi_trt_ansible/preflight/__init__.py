@@ -11,7 +11,8 @@ play's variables and the controller's facts:
     node_values  {node: {variable: value}} the node_* variables each node sets
     nodes        cluster_nodes: [{name, ip, slots, gpus, mpi_host}]
     facts        {docker: listing or None, docker_error, host_gpus, cuda_visible_devices (the controller's,
-                  None: unset), dockerd_ulimits, routes, shared_exists, mmdebstrap, runtime}
+                  None: unset), dockerd_ulimits, routes, shared_exists, mmdebstrap, runtime,
+                  dirs: {path here: is a directory} of the model and tokenizer (preflight.model)}
                  (runtime: what the ranks' interpreter holds, read by preflight.runtime; None: not read)
     check_mode   bool
     roles_dir    where the roles' argument specs are
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import importlib
 
-from mpi_trt_ansible.preflight import contract, gpus, runtime, topology
+from mpi_trt_ansible.preflight import contract, gpus, model, runtime, topology
 from mpi_trt_ansible.preflight.problems import format_problems
 
 __all__ = ["check", "format_problems", "stage_hosts"]
@@ -236,6 +237,8 @@ def check(view):
             # The version the ranks' interpreter holds (read above): the version-dependent refusals
             # (served versions, family, pp limits, routing, beams) come before anything is created.
             problems += request_problems(settings, trtllm_nodes, version=trtllm_version)
+        if values.get("cluster_mode") in ("docker", "local"):
+            problems += model.problems(values, facts.get("dirs") or {})
     if contract._as_bool(values.get("cluster_serve_enabled")):
         serve_problems = _optional("mpi_trt_ansible.serving", "serve_problems")
         if serve_problems is not None:

@@ -21,7 +21,7 @@ from ansible.plugins.action import ActionBase
 
 try:
     from mpi_trt_ansible import preflight
-    from mpi_trt_ansible.preflight import contract, facts, runtime
+    from mpi_trt_ansible.preflight import contract, facts, model, runtime
 except ImportError as exc:  # pragma: no cover - the controller's Python lacks the project package
     raise AnsibleError(
         "the mpi_trt_ansible package is not importable by this ansible-playbook (%s): run scripts/bootstrap.sh "
@@ -120,7 +120,9 @@ class ActionModule(ActionBase):
                  "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                  "shared_exists": os.path.isdir(shared) if isinstance(shared, str) and shared else None,
                  "mmdebstrap": bool(shutil.which("mmdebstrap")), "docker": None, "docker_error": None,
-                 "dockerd_ulimits": {}}
+                 "dockerd_ulimits": {},
+                 # The model and tokenizer directories as this machine has them (docker and local mode).
+                 "dirs": {here: model.dir_state(here) for _, here in model.paths(values).values()}}
         if values.get("cluster_mode") in ("docker", "docker_per_host"):  # docker_per_host: the image is built here
             found["dockerd_ulimits"] = facts.dockerd_limits()
             try:

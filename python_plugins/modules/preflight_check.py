@@ -32,6 +32,9 @@ description:
     The same reading refuses a C(cluster_mpi_python) that does not import mpi4py (stage 60 on needs it), unless
     the node image adds it (Debian's python3-mpi4py for the distribution's /usr/bin/python3).
     Hosts mode reads the machines in the preflight across hosts (C(hosts_preflight)).
+  - When the TensorRT-LLM stages will run, in docker and local mode, the model and tokenizer directories
+    (C(cluster_trtllm_model_dir), C(cluster_trtllm_tokenizer_dir)) must be there, a path under
+    C(cluster_shared_mount) looked at in C(cluster_shared_host_dir) on the docker host.
   - Reads the docker engine once, in-process with the Docker SDK, for this cluster's containers, every image and
     network. Later stages decide from that listing instead of asking again.
   - Reports B(every) problem at once, each naming the variable (and its host), its value and the fix; fails
