@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib
 
 from mpi_trt_ansible.preflight import contract, gpus, model, runtime, topology
-from mpi_trt_ansible.preflight.problems import format_problems
+from mpi_trt_ansible.preflight.problems import format_problems, with_host
 
 __all__ = ["check", "format_problems", "stage_hosts"]
 
@@ -243,7 +243,7 @@ def check(view):
         serve_problems = _optional("mpi_trt_ansible.serving", "serve_problems")
         if serve_problems is not None:
             problems += serve_problems(values, nodes)  # every setting: ports, mode, network included
-    problems = _first_per_variable(problems)
+    problems = [with_host(p, [n.get("name") for n in nodes]) for p in _first_per_variable(problems)]
     info = facts.get("runtime") or {}
     checked = dict(topology.checked(topology_spec(values, nodes, facts)),
                    variables=len(values), trtllm=will_run_trtllm, tensorrt_llm=trtllm_version,

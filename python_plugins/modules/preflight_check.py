@@ -65,7 +65,10 @@ ok:
   type: bool
   sample: false
 problems:
-  description: Every problem found; each names the variable (and its host), its value, what is wrong and the fix.
+  description:
+    - Every problem found; each names the variable (and its host), its value, what is wrong and the fix.
+    - C(host) is the node a problem is about, else V(localhost) (the controller, for cluster-wide values and the
+      docker host's facts).
   returned: always
   type: list
   elements: dict
@@ -74,6 +77,7 @@ problems:
       value: 192.168.123.1
       message: node_ip (node2) 192.168.123.1 equals cluster_network_gateway (the bridge itself).
       fix: "Give node2 a free address in 192.168.123.0/24, e.g. node_ip: 192.168.123.2."
+      host: node2
 checked:
   description: What was checked, as counts.
   returned: always
