@@ -10,8 +10,10 @@ play's variables and the controller's facts:
     role_values  {host: {variable: value}} stage-role variables the inventory or -e sets
     node_values  {node: {variable: value}} the node_* variables each node sets
     nodes        cluster_nodes: [{name, ip, slots, gpus, mpi_host}]
-    facts        {docker: listing or None, docker_error, host_gpus, dockerd_ulimits, routes,
-                  shared_exists, mmdebstrap}
+    facts        {docker: listing or None, docker_error, host_gpus, cuda_visible_devices (the controller's,
+                  None: unset), dockerd_ulimits, routes, shared_exists, mmdebstrap, runtime,
+                  dirs: {path here: is a directory} of the model and tokenizer (preflight.model)}
+                 (runtime: what the ranks' interpreter holds, read by preflight.runtime; None: not read)
     check_mode   bool
     roles_dir    where the roles' argument specs are
 
@@ -24,8 +26,8 @@ from __future__ import annotations
 
 import importlib
 
-from mpi_trt_ansible.preflight import contract, gpus, topology
-from mpi_trt_ansible.preflight.problems import format_problems
+from mpi_trt_ansible.preflight import contract, gpus, model, runtime, topology
+from mpi_trt_ansible.preflight.problems import format_problems, with_host
 
 __all__ = ["check", "format_problems", "stage_hosts"]
 
@@ -42,9 +44,36 @@ def _optional(module, function):
 
 
 def trtllm_runs(values, host_gpus):
-    """Whether the TensorRT-LLM stages will run (their settings are then checked here)."""
+    """Whether the TensorRT-LLM stages will run as far as the GPUs say (see :func:`trtllm_decision`)."""
     mode = str(values.get("cluster_trtllm_enabled", "auto")).lower()
     return mode == "true" or (mode == "auto" and bool(host_gpus))
+
+
+def runtime_where(values):
+    """Where the ranks' interpreter is read in this mode: (words for messages, the base image or None)."""
+    mode = values.get("cluster_mode")
+    if mode in ("docker", "docker_per_host"):
+        base = values.get("cluster_image_base") or ""
+        return ("in image %s on the docker host localhost" % (base or "of the offline Debian base"), base or "")
+    return "on localhost (local mode: this machine is the node)", None
+
+
+def trtllm_decision(values, facts):
+    """``(runs, version, problems)``: whether the TensorRT-LLM stages run, with which tensorrt_llm, and what
+    refuses ``cluster_trtllm_enabled: true``, from the GPUs and the ranks' interpreter (facts["runtime"])."""
+    mode = values.get("cluster_mode")
+    host_gpus = facts.get("host_gpus") or []
+    if mode == "local":  # the ranks run here and see what CUDA_VISIBLE_DEVICES leaves them
+        host_gpus = gpus.visible_gpus(host_gpus, facts.get("cuda_visible_devices"))
+    info = facts.get("runtime") if mode in ("docker", "docker_per_host", "local") else None
+    where, _ = runtime_where(values)
+    # The GPUs the ranks can have are this machine's in docker and local mode; with several machines the
+    # preflight across hosts reads theirs (and the TensorRT-LLM of hosts mode).
+    here = mode in ("docker", "local")
+    runs, version, problems = runtime.trtllm_gate(values.get("cluster_trtllm_enabled", "auto"), host_gpus, info,
+                                                  where, gpus_where="the docker host localhost" if mode == "docker"
+                                                  else "localhost" if here else None)
+    return runs and trtllm_runs(values, host_gpus), version, problems
 
 
 def topology_spec(values, nodes, facts, docker_host="localhost"):
@@ -166,7 +195,7 @@ def check(view):
     # docker_per_host builds the node image on the controller too (stage 38 takes it to every machine).
     builds_image = values.get("cluster_mode") in ("docker", "docker_per_host")
     cluster_specs = dict(specs["cluster"])
-    will_run_trtllm = trtllm_runs(values, facts.get("host_gpus"))
+    will_run_trtllm, trtllm_version, trtllm_gate = trtllm_decision(values, facts)
     if not will_run_trtllm:
         cluster_specs = {k: v for k, v in cluster_specs.items()
                          if not k.startswith("cluster_trtllm_") or k == "cluster_trtllm_enabled"}
@@ -185,20 +214,40 @@ def check(view):
                                 "cluster_mode: local to use this machine directly."})
     problems += topology.validate(topology_spec(values, nodes, facts))
     problems += gpus.layout_problems(nodes)
+    trtllm_nodes = nodes
+    if values.get("cluster_mode") == "local":
+        problems += gpus.local_problems(nodes, facts.get("host_gpus") or [], facts.get("cuda_visible_devices"))
+        # The local node's GPUs are the ones this machine lets its ranks see (nothing pins them).
+        visible = gpus.visible_gpus(facts.get("host_gpus") or [], facts.get("cuda_visible_devices"))
+        trtllm_nodes = [n if n.get("gpus") else dict(n, gpus=visible) for n in nodes]
     if builds_image and facts.get("docker") is not None:
         problems += _image_problems(values, facts)
+    if values.get("cluster_mode") in ("docker", "docker_per_host", "local"):
+        where, image = runtime_where(values)
+        problems += runtime.probe_error_problems(facts.get("runtime"), values.get("cluster_mpi_python"), where,
+                                                 image=image)
+        # Stage 60 and every later MPI stage run cluster_mpi_python on every rank.
+        problems += runtime.mpi4py_problems(facts.get("runtime"), values.get("cluster_mpi_python"), where,
+                                            image=image)
+    problems += trtllm_gate
     if will_run_trtllm:
         request_problems = _optional("mpi_trt_ansible.trtllm", "request_problems")
         if request_problems is not None:
             settings = {k: v for k, v in values.items() if k.startswith("cluster_trtllm_")}
-            problems += request_problems(settings, nodes, version=None)
+            # The version the ranks' interpreter holds (read above): the version-dependent refusals
+            # (served versions, family, pp limits, routing, beams) come before anything is created.
+            problems += request_problems(settings, trtllm_nodes, version=trtllm_version)
+        if values.get("cluster_mode") in ("docker", "local"):
+            problems += model.problems(values, facts.get("dirs") or {})
     if contract._as_bool(values.get("cluster_serve_enabled")):
         serve_problems = _optional("mpi_trt_ansible.serving", "serve_problems")
         if serve_problems is not None:
             problems += serve_problems(values, nodes)  # every setting: ports, mode, network included
-    problems = _first_per_variable(problems)
+    problems = [with_host(p, [n.get("name") for n in nodes]) for p in _first_per_variable(problems)]
+    info = facts.get("runtime") or {}
     checked = dict(topology.checked(topology_spec(values, nodes, facts)),
-                   variables=len(values), trtllm=will_run_trtllm)
+                   variables=len(values), trtllm=will_run_trtllm, tensorrt_llm=trtllm_version,
+                   runtime_cached=info.get("cached"))
     return {
         "changed": False, "failed": bool(problems), "ok": not problems, "problems": problems,
         "msg": format_problems(problems), "mtrt_kind": "preflight", "checked": checked,

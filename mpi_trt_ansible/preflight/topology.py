@@ -27,6 +27,7 @@ VAR_NAMES = {
     "node.name": "inventory_hostname",
     "node.ip": "node_ip",
     "node.gpus": "node_gpus",
+    "node.mpi_host": "node_mpi_host",
     "node.slots": "node_slots",
     "node.docker_host": "cluster_docker_host",
     "nodes": "the nodes group",
@@ -158,7 +159,7 @@ def _check_nodes(spec, c, docker):
               "cluster_mode local runs exactly one node, but %s has %d: %s."
               % (c.var("nodes"), len(nodes), ", ".join(map(str, names))),
               "Keep one host in the 'nodes' group, or set cluster_mode: docker.")
-    seen = {}
+    seen, mpi_hosts = {}, {}
     for node in nodes:
         name = node.get("name")
         if not c.require("node.name", name):
@@ -167,20 +168,33 @@ def _check_nodes(spec, c, docker):
             c.add(c.var("node.name"), name,
                   "Node name %r (inventory_hostname) is not a valid hostname: RFC 1123 label, "
                   "lower-case letters, digits and '-', at most 63 characters." % name,
-                  "Rename the inventory host, e.g. to %r." % _hostname_fix(name))
+                  "Rename the inventory host, e.g. to %r." % _hostname_fix(name), host=name)
         elif docker and HEX_RE.match(str(name)):
             c.add(c.var("node.name"), name,
                   "Node name %r (inventory_hostname) is made of hex digits only: docker also takes such a name "
                   "for a container ID prefix, so a lookup of %r can find another container whose ID starts "
                   "with it (and stop, restart or remove that one)." % (name, name),
-                  "Rename the inventory host to a name with a letter outside a-f, e.g. %r." % ("node-" + str(name)))
+                  "Rename the inventory host to a name with a letter outside a-f, e.g. %r." % ("node-" + str(name)),
+                  host=name)
         key = str(name).lower()
-        if key in seen:
+        twin = key in seen
+        if twin:
             c.add(c.var("node.name"), name,
                   "Node names %r and %r (inventory_hostname) are the same hostname "
                   "(hostnames are case-insensitive)." % (seen[key], name),
-                  "Rename one of the two inventory hosts.")
+                  "Rename one of the two inventory hosts (%s or %s)." % (seen[key], name), host=name)
         seen.setdefault(key, name)
+        # The hostfile names each node by node_mpi_host (default: its name): two alike are one host to mpirun.
+        mpi_host = node.get("mpi_host")
+        if isinstance(mpi_host, str) and mpi_host and not twin:
+            owner = mpi_hosts.setdefault(mpi_host.lower(), name)
+            if owner != name:
+                c.add(c.var("node.mpi_host", name), mpi_host,
+                      "%s is %r, the hostfile name of node %s too: mpirun would take them for one host and "
+                      "start both nodes' ranks there." % (c.var("node.mpi_host", name), mpi_host, owner),
+                      "Give hosts %s and %s hostfile names of their own: correct node_mpi_host where it is set "
+                      "on one of them, or remove it (its default, the inventory name, is unique)." % (owner, name),
+                      host=name)
         slots = node.get("slots")
         if c.require("node.slots", slots, name) and (not _is_int(slots) or slots < 1):
             c.add(c.var("node.slots", name), slots,

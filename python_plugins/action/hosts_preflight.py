@@ -9,10 +9,13 @@ module run on every machine, registered there under one of ``facts_vars``. Docum
 
 from __future__ import annotations
 
+from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 from mpi_trt_ansible import hosts as rules
+from mpi_trt_ansible import trtllm
 from mpi_trt_ansible.containers import SpecError, size_to_bytes
+from mpi_trt_ansible.preflight import runtime
 from mpi_trt_ansible.preflight.problems import format_problems
 
 ARGUMENT_SPEC = dict(
@@ -34,6 +37,36 @@ def _facts_of(task_vars, machine, names):
     return None
 
 
+def trtllm_checks(nodes, settings, facts_by_host):
+    """Hosts mode: the TensorRT-LLM request against the version the machines' interpreter holds.
+
+    The first preflight play cannot read the machines; here their facts say which tensorrt_llm the ranks
+    run (the launcher's machine; the machines that differ are named by the version comparison) and which
+    GPUs there are, so the version-dependent refusals come before anything changes. ``settings["trtllm"]``:
+    the cluster_trtllm_* values. Returns ``(problems, version)``.
+    """
+    values = settings.get("trtllm")
+    if settings.get("mode") != "hosts" or not isinstance(values, dict):
+        return [], None
+    usable = [h for h in rules.machines(nodes, "hosts") if isinstance(facts_by_host.get(h), dict)
+              and not facts_by_host[h].get("unreachable") and not facts_by_host[h].get("failed")]
+    if not usable:
+        return [], None
+    machine = settings.get("launcher") if settings.get("launcher") in usable else usable[0]
+    py = facts_by_host[machine].get("python") or {}
+    info = {"found": bool(py.get("found")), "python": settings.get("python") or "python3",
+            "tensorrt_llm": py.get("tensorrt_llm"), "error": py.get("error")}
+    gpus = sorted({g for h in usable for g in facts_by_host[h].get("gpus") or []})
+    runs, version, problems = runtime.trtllm_gate(values.get("cluster_trtllm_enabled", "auto"), gpus, info,
+                                                  "on host %s" % machine, host=machine,
+                                                  gpus_where="the machines %s" % ", ".join(usable))
+    if runs:
+        settings_ = {k: v for k, v in values.items() if k.startswith("cluster_trtllm_")}
+        problems = problems + [dict(p, host=p.get("host") or machine)
+                               for p in trtllm.request_problems(settings_, nodes, version=version)]
+    return problems, version
+
+
 def run_checks(nodes, settings, facts_by_host):
     """The action's result for nodes, settings and the machines' facts (no Ansible needed)."""
     settings = dict(settings)
@@ -46,6 +79,8 @@ def run_checks(nodes, settings, facts_by_host):
         problems.append({"variable": "cluster_hosts_shm_min", "value": shm,
                          "message": "cluster_hosts_shm_min: %s" % exc, "fix": "Set it to e.g. 1g."})
     problems += rules.hosts_problems(facts_by_host, settings, nodes)
+    trtllm_problems, trtllm_version = trtllm_checks(nodes, settings, facts_by_host)
+    problems += trtllm_problems
     mode = settings.get("mode")
     machines = rules.machines(nodes, mode)
     usable = {h: f for h, f in facts_by_host.items() if isinstance(f, dict)
@@ -59,7 +94,7 @@ def run_checks(nodes, settings, facts_by_host):
                 mtrt_kind="hosts_preflight", mode=mode, machines=machines, versions_table=table,
                 versions={h: rules.version_row(f) for h, f in sorted(usable.items())},
                 nodes=rules.node_handoff(facts_by_host, nodes, mode), openmpi_major=rules.openmpi_major(usable),
-                gpus=gpus)
+                gpus=gpus, tensorrt_llm=trtllm_version)
 
 
 class ActionModule(ActionBase):
@@ -76,5 +111,18 @@ class ActionModule(ActionBase):
             facts = {m: _facts_of(task_vars, m, params["facts_vars"])
                      for m in rules.machines(nodes, settings.get("mode"))}
             facts = {m: f for m, f in facts.items() if f is not None}
+        if settings.get("mode") == "hosts" and "trtllm" not in settings:
+            settings = dict(settings, trtllm=self._trtllm_settings(task_vars))
         result.update(run_checks(nodes, settings, facts))
         return result
+
+    def _trtllm_settings(self, task_vars):
+        """The cluster_trtllm_* values as the plays see them (one that cannot be templated was named by
+        the first preflight play and is left out here)."""
+        out = {}
+        for name in sorted(k for k in task_vars if isinstance(k, str) and k.startswith("cluster_trtllm_")):
+            try:
+                out[name] = self._templar.template(task_vars[name])
+            except AnsibleError:
+                continue
+        return out

@@ -21,7 +21,7 @@ from ansible.plugins.action import ActionBase
 
 try:
     from mpi_trt_ansible import preflight
-    from mpi_trt_ansible.preflight import contract, facts
+    from mpi_trt_ansible.preflight import contract, facts, model, runtime
 except ImportError as exc:  # pragma: no cover - the controller's Python lacks the project package
     raise AnsibleError(
         "the mpi_trt_ansible package is not importable by this ansible-playbook (%s): run scripts/bootstrap.sh "
@@ -116,13 +116,46 @@ class ActionModule(ActionBase):
         """What the controller (the docker host in docker mode) says about itself."""
         shared = values.get("cluster_shared_host_dir")
         found = {"host_gpus": facts.host_gpus(), "routes": facts.routes(),
+                 # Local mode: the ranks inherit this environment (mpirun starts under this process).
+                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                  "shared_exists": os.path.isdir(shared) if isinstance(shared, str) and shared else None,
                  "mmdebstrap": bool(shutil.which("mmdebstrap")), "docker": None, "docker_error": None,
-                 "dockerd_ulimits": {}}
+                 "dockerd_ulimits": {},
+                 # The model and tokenizer directories as this machine has them (docker and local mode).
+                 "dirs": {here: model.dir_state(here) for _, here in model.paths(values).values()}}
         if values.get("cluster_mode") in ("docker", "docker_per_host"):  # docker_per_host: the image is built here
             found["dockerd_ulimits"] = facts.dockerd_limits()
             try:
                 found["docker"] = facts.docker_listing(values.get("cluster_name"))
             except facts.DockerUnavailable as exc:
                 found["docker_error"] = str(exc)
+        found["runtime"] = ActionModule._runtime(values, found)
         return found
+
+    @staticmethod
+    def _runtime(values, found):
+        """What the ranks' interpreter holds (TensorRT-LLM version, mpi4py), read before anything exists.
+
+        Local mode: cluster_mpi_python here (again only when its files changed). Docker modes: in the base image, once per image ID (kept in
+        the state directory); the offline base by construction. None where it cannot be read (hosts mode
+        reads every machine in the preflight across hosts; a base image that is missing is refused).
+        """
+        python = values.get("cluster_mpi_python")
+        if not isinstance(python, str) or not python:
+            return None
+        mode = values.get("cluster_mode")
+        state_dir = values.get("cluster_state_dir")
+        state_dir = state_dir if isinstance(state_dir, str) and state_dir else None
+        if mode == "local":
+            return runtime.cached_local_probe(python, state_dir)
+        if mode not in ("docker", "docker_per_host") or found.get("docker") is None:
+            return None
+        base = values.get("cluster_image_base") or ""
+        if not isinstance(base, str):
+            return None
+        if not base:
+            return runtime.offline_base(python)
+        image_id = runtime.image_id(found["docker"], base)
+        if image_id is None:
+            return None
+        return runtime.cached_image_probe(image_id, python, state_dir, label=str(values.get("cluster_name") or ""))

@@ -19,6 +19,11 @@ description:
     memlock on GPU machines and C(/dev/shm); GPU ids each machine has; the MPI account; the hostfile name of
     a node against its hostname; model and engine directories present and with the same content hash on every
     machine when no filesystem is shared; at most one host-network node container per docker host."
+  - "Hosts mode, when the TensorRT-LLM stages will run (C(cluster_trtllm_enabled) V(true), or V(auto) with GPUs
+    and tensorrt_llm on the machines): the request against the tensorrt_llm version the launcher's machine holds
+    (C(mpi_trt_ansible/trtllm.py) request_problems: served version, family, pp limits, routing, beams, devices);
+    V(true) without GPUs or without tensorrt_llm is refused. The C(cluster_trtllm_*) values are read from the
+    play unless C(settings.trtllm) gives them."
   - The rules are C(mpi_trt_ansible/hosts.py). An action plugin runs them inside the controller process; this
     file holds the documentation only. Changes nothing.
 author: mpi-trt-ansible
@@ -34,7 +39,7 @@ options:
       - "C(mode), C(launcher), C(ssh_user), C(ssh_port), C(sshd) (V(system) or V(dedicated)), C(install_mpi),
         C(create_user), C(mpi_packages), C(python), C(fabric_subnet), C(memlock_min) (bytes, -1 unlimited, 0 no
         check), C(shm_min) (size such as V(1g)), C(same_dirs), C(shared_fs), C(container_network), C(ipc_mode),
-        C(ulimits), C(docker_hosts), C(mpi_uid)."
+        C(ulimits), C(docker_hosts), C(mpi_uid), C(trtllm) (the C(cluster_trtllm_*) values by name)."
     type: dict
     required: true
   facts:
@@ -102,4 +107,8 @@ gpus:
   returned: always
   type: list
   elements: int
+tensorrt_llm:
+  description: Hosts mode, the TensorRT-LLM stages running; the tensorrt_llm version the request was checked against (null otherwise).
+  returned: always
+  type: str
 """

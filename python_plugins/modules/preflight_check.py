@@ -23,6 +23,18 @@ description:
     host's routes, SSH, the shared directory, ulimits against what the docker daemon can grant, the launcher)
     and the GPU layout (one rank per pinned GPU), the base image on the docker host, and, where those rules
     exist, the TensorRT-LLM world and the serving layout.
+  - Reads the ranks' interpreter (C(cluster_mpi_python)) before anything is created, for its tensorrt_llm version,
+    which the TensorRT-LLM request is checked against (served versions, family, pp limits, routing, beams). In
+    local mode it runs on the controller; in the docker modes in a throwaway container of the base image
+    (C(cluster_image_base); no network, removed by its exact name), once per image ID, the answer kept in
+    C(cluster_state_dir)/preflight-probes.json so that a warm run starts no container. V(auto) skips the
+    TensorRT-LLM stages where the image has no tensorrt_llm; V(true) is refused without it or without GPUs.
+    The same reading refuses a C(cluster_mpi_python) that does not import mpi4py (stage 60 on needs it), unless
+    the node image adds it (Debian's python3-mpi4py for the distribution's /usr/bin/python3).
+    Hosts mode reads the machines in the preflight across hosts (C(hosts_preflight)).
+  - When the TensorRT-LLM stages will run, in docker and local mode, the model and tokenizer directories
+    (C(cluster_trtllm_model_dir), C(cluster_trtllm_tokenizer_dir)) must be there, a path under
+    C(cluster_shared_mount) looked at in C(cluster_shared_host_dir) on the docker host.
   - Reads the docker engine once, in-process with the Docker SDK, for this cluster's containers, every image and
     network. Later stages decide from that listing instead of asking again.
   - Reports B(every) problem at once, each naming the variable (and its host), its value and the fix; fails
@@ -53,7 +65,10 @@ ok:
   type: bool
   sample: false
 problems:
-  description: Every problem found; each names the variable (and its host), its value, what is wrong and the fix.
+  description:
+    - Every problem found; each names the variable (and its host), its value, what is wrong and the fix.
+    - C(host) is the node a problem is about, else V(localhost) (the controller, for cluster-wide values and the
+      docker host's facts).
   returned: always
   type: list
   elements: dict
@@ -62,12 +77,14 @@ problems:
       value: 192.168.123.1
       message: node_ip (node2) 192.168.123.1 equals cluster_network_gateway (the bridge itself).
       fix: "Give node2 a free address in 192.168.123.0/24, e.g. node_ip: 192.168.123.2."
+      host: node2
 checked:
   description: What was checked, as counts.
   returned: always
   type: dict
   sample: {mode: docker, nodes: 2, slots: 4, np: 4, gpus: 0, docker_networks: 3, host_routes: 3,
-           docker_hosts: [localhost], ulimits: 1, variables: 58, trtllm: false}
+           docker_hosts: [localhost], ulimits: 1, variables: 58, trtllm: false, tensorrt_llm: null,
+           runtime_cached: true}
 docker:
   description: The docker host's listing (this cluster's containers, every image and network); empty outside docker mode.
   returned: always

@@ -220,6 +220,7 @@ def test_the_action_reads_the_play_and_each_host(run_action, monkeypatch):
 def test_a_switch_that_is_auto_or_a_boolean_takes_either_spelling():
     for value in (True, False, "true", "false", "auto"):
         v = view()
+        v["facts"]["host_gpus"] = [0, 1]  # true without GPUs is refused (test_preflight_runtime.py)
         v["values"]["cluster_trtllm_enabled"] = value
         named = [p["variable"] for p in preflight.check(v)["problems"]]
         assert "cluster_trtllm_enabled" not in named, value
@@ -228,6 +229,7 @@ def test_a_switch_that_is_auto_or_a_boolean_takes_either_spelling():
 def test_the_trtllm_world_is_checked_here_when_the_stages_will_run():
     """The stage's own rule (mpi_trt_ansible.trtllm.request_problems), before anything is created."""
     v = view()
+    v["facts"]["host_gpus"] = [0, 1]
     v["values"].update(cluster_trtllm_enabled=True, cluster_trtllm_tp_size=2, cluster_trtllm_pp_size=1)
     problems = preflight.check(v)["problems"]
     assert [p["variable"] for p in problems][0] == "cluster_trtllm_tp_size x cluster_trtllm_pp_size"
@@ -241,3 +243,19 @@ def test_serving_is_checked_with_every_setting_it_reads():
     problems = preflight.check(v)["problems"]
     assert any("cluster_serve_http_port" in p["variable"] and "cluster_ssh_port" in p["message"] for p in problems), \
         [p["message"] for p in problems]
+
+
+def test_every_problem_names_its_host():
+    """The node a problem is about (in its variable, or the one node its message names), else the controller."""
+    v = view()
+    v["values"]["cluster_ssh_port"] = 0
+    v["nodes"][1]["slots"] = "two"
+    v["nodes"][0]["ip"] = "10.9.9.9"
+    hosts = {p["variable"]: p["host"] for p in preflight.check(v)["problems"]}
+    assert hosts == {"cluster_ssh_port": "localhost", "node_slots (node2)": "node2", "node_ip (node1)": "node1"}
+    from mpi_trt_ansible.preflight.problems import with_host
+    named = {"variable": "node_slots", "value": 2, "message": "Node node1 runs 2 rank(s) but sees 0 GPU(s).",
+             "fix": "x"}
+    assert with_host(named, ["node1", "node10"])["host"] == "node1"
+    both = dict(named, message="node1 and node10 differ")
+    assert with_host(both, ["node1", "node10"])["host"] == "localhost"

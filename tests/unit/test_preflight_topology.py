@@ -337,3 +337,21 @@ def test_kex_lists_openssh_accepts(kex):
     spec = default_spec()
     spec["ssh"]["kex_algorithms"] = kex
     assert topo.validate(spec) == []
+
+
+def test_two_nodes_with_one_hostfile_name_are_refused_naming_both():
+    """node_mpi_host is the hostfile's name of a node: two alike would put both nodes' ranks on one host."""
+    from mpi_trt_ansible.preflight import topology
+    nodes = [{"name": "node1", "ip": "10.0.0.11", "slots": 1, "gpus": [], "mpi_host": "node1", "docker_host": "h"},
+             {"name": "node2", "ip": "10.0.0.12", "slots": 1, "gpus": [], "mpi_host": "NODE1", "docker_host": "h"}]
+    problems = [p for p in topology.validate({"mode": "docker", "cluster_name": "c", "nodes": nodes})
+                if p["variable"].startswith("node_mpi_host")]
+    assert problems == [{
+        "variable": "node_mpi_host (node2)", "value": "NODE1", "host": "node2",
+        "message": "node_mpi_host (node2) is 'NODE1', the hostfile name of node node1 too: mpirun would take them "
+                   "for one host and start both nodes' ranks there.",
+        "fix": "Give hosts node1 and node2 hostfile names of their own: correct node_mpi_host where it is set on one "
+               "of them, or remove it (its default, the inventory name, is unique)."}]
+    nodes[1]["mpi_host"] = "node2"
+    assert not [p for p in topology.validate({"mode": "docker", "cluster_name": "c", "nodes": nodes})
+                if p["variable"].startswith("node_mpi_host")]
