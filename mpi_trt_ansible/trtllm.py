@@ -49,6 +49,8 @@ LEGACY_MODEL_NAMES = ("chatglm_6b", "chatglm2_6b", "chatglm2_6b_32k", "chatglm3_
 #   run_profiling: whether examples/run.py has --run_profiling
 #   run_needs_py_session: run.py options whose check asserts --use_py_session (when it is not run)
 #   run_refused_with_py_session: run.py options whose check refuses --use_py_session (when it is)
+#   run_streaming_beams_need_cpp: run.py turns on return_all_generated_tokens for --streaming with
+#             beams, which its Python session refuses
 SUPPORTED = {
     "0.7.1": {
         "flow": "legacy", "gpn": "fixed", "run_profiling": False,
@@ -89,7 +91,7 @@ SUPPORTED = {
     },
     "1.2": {
         "flow": "modern", "gpn": "checkpoint_mapping", "max_seq_len": True, "run_profiling": True,
-        "run_refused_with_py_session": {
+        "run_streaming_beams_need_cpp": True, "run_refused_with_py_session": {
             "--beam_width_array": "asserts that variable beam width search does not run in the "
                                   "Python session",
             "--draft_target_model_config": "asserts that speculative decoding does not run in the "
@@ -417,7 +419,8 @@ def _check_run(settings, version, out):
                                                                  version, why),
                                 "Leave %s out of %s." % (flag, _var("run_extra_args"))))
     beams = settings.get(_var("num_beams"))
-    if _flag_given(extra, "--streaming") and _is_int(beams) and beams > 1:
+    if (sup.get("run_streaming_beams_need_cpp") and _flag_given(extra, "--streaming")
+            and _is_int(beams) and beams > 1):
         out.append(_problem(_var("run_extra_args"), extra,
                             "%s --streaming with %s %d and tensorrt_llm %s: run.py turns on "
                             "return_all_generated_tokens for streaming beams, which it refuses in the "

@@ -442,7 +442,8 @@ def test_run_py_conflicts_are_refused_before_the_build(version, extra, beams):
 
 def test_run_py_options_that_fit_the_session_pass():
     ok = [("1.2.1", ["--streaming"], 1), ("1.2.1", ["--min_p", "0.1"], 4), ("0.9.0", ["--streaming"], 4),
-          ("0.9.0", ["--medusa_choices", "[[0]]", "--use_py_session"], 1), ("0.7.1", ["--streaming"], 1)]
+          ("0.9.0", ["--medusa_choices", "[[0]]", "--use_py_session"], 1), ("0.7.1", ["--streaming"], 1),
+          ("0.9.0", ["--use_py_session", "--streaming"], 4)]
     for version, extra, beams in ok:
         family = "llama"
         s = settings(family, "float16", "none", 2, 1, beams, False, version, run_extra_args=extra)
