@@ -42,12 +42,18 @@ LEGACY_MODEL_NAMES = ("chatglm_6b", "chatglm2_6b", "chatglm2_6b_32k", "chatglm3_
                       "chatglm3_6b_base", "chatglm3_6b_32k", "glm_10b")
 
 # The versions whose command lines the project recorded (tests/molecule/trtllm_double/cli_tables).
-#   families: family -> {dir (under examples/), model_dir_flag, tp_pp (legacy build.py has
-#             --tp_size/--pp_size), max_pp (converter asserts), architecture}
+#   families: family -> {dir (under examples/), model_dir_flag, model_name (legacy build.py needs
+#             --model_name), max_pp + max_pp_reason (what upstream refuses), architecture}
+#   refused_families: family -> why upstream cannot build it with this version's tools
 #   gpn:      how ranks are made to use the GPUs a container has (see gpus_per_node_fix)
+#   run_profiling: whether examples/run.py has --run_profiling
+#   run_needs_py_session: run.py options whose check asserts --use_py_session (when it is not run)
+#   run_refused_with_py_session: run.py options whose check refuses --use_py_session (when it is)
+#   run_streaming_beams_need_cpp: run.py turns on return_all_generated_tokens for --streaming with
+#             beams, which its Python session refuses
 SUPPORTED = {
     "0.7.1": {
-        "flow": "legacy", "gpn": "fixed",
+        "flow": "legacy", "gpn": "fixed", "run_profiling": False,
         "families": {
             "chatglm": {"dir": "chatglm", "model_dir_flag": "--model_dir", "model_name": True,
                         "max_pp": 1,
@@ -66,18 +72,45 @@ SUPPORTED = {
     },
     "0.9.0": {
         "flow": "modern", "gpn": "fixed", "custom_all_reduce_flag": True, "max_output_len": True,
+        "run_profiling": True, "run_needs_py_session": {
+            "--medusa_choices": "examples/run.py of 0.9.0 asserts that Medusa runs in the Python session "
+                                "(--use_py_session), which this project does not pass for 0.9.0"},
         "families": {
-            "chatglm": {"dir": "chatglm", "architecture": "ChatGLMForCausalLM"},
+            "chatglm": {"dir": "chatglm", "architecture": "ChatGLMForCausalLM", "max_pp": 1,
+                        "max_pp_reason": "examples/chatglm/convert_checkpoint.py of 0.9.0 asserts "
+                                         "pp_size == 1 (pipeline parallelism is not supported)"},
+            "llama": {"dir": "llama", "architecture": "LlamaForCausalLM"},
+            "gpt": {"dir": "gpt", "architecture": "GPTForCausalLM", "max_pp": 1,
+                    "max_pp_reason": "tensorrt_llm/models/gpt/model.py of 0.9.0 builds no pipeline "
+                                     "stages (GPTModel neither receives nor sends hidden states between "
+                                     "pp ranks; 0.10.0 added them), so an engine with pp_size > 1 "
+                                     "cannot run"},
+            "qwen": {"dir": "qwen", "architecture": "QWenForCausalLM"},
         },
         "refused_families": {},
     },
     "1.2": {
-        "flow": "modern", "gpn": "checkpoint_mapping", "max_seq_len": True,
+        "flow": "modern", "gpn": "checkpoint_mapping", "max_seq_len": True, "run_profiling": True,
+        "run_streaming_beams_need_cpp": True, "run_refused_with_py_session": {
+            "--beam_width_array": "asserts that variable beam width search does not run in the "
+                                  "Python session",
+            "--draft_target_model_config": "asserts that speculative decoding does not run in the "
+                                           "Python session",
+            "--ngram_config": "asserts that speculative decoding does not run in the Python session",
+            "--eagle_choices": "asserts that Eagle does not run in the Python session",
+            "--eagle_posterior_threshold": "asserts that Eagle does not run in the Python session",
+            "--eagle_use_dynamic_tree": "asserts that Eagle does not run in the Python session",
+            "--return_all_generated_tokens": "refuses to return all generated tokens in the Python "
+                                             "session",
+        },
         "families": {
             "chatglm": {"dir": "models/core/glm-4-9b", "architecture": "ChatGLMForCausalLM",
                         "max_pp": 1,
                         "max_pp_reason": "examples/models/core/glm-4-9b/convert_checkpoint.py asserts "
                                          "pp_size == 1 (pipeline parallelism is not supported)"},
+            "llama": {"dir": "models/core/llama", "architecture": "LlamaForCausalLM"},
+            "gpt": {"dir": "models/core/gpt", "architecture": "GPTForCausalLM"},
+            "qwen": {"dir": "models/core/qwen", "architecture": "QWenForCausalLM"},
         },
         "refused_families": {},
     },
@@ -299,6 +332,7 @@ def _check_version(settings, nodes, version, out):
                             % SUPPORTED_TEXT))
         return
     sup = support(version)
+    _check_run(settings, version, out)
     family = settings.get(_var("family"))
     if family in sup["refused_families"]:
         out.append(_problem(_var("family"), family, "%s %s with tensorrt_llm %s: %s."
@@ -334,6 +368,66 @@ def _check_version(settings, nodes, version, out):
                                                                 fam["max_pp_reason"]),
                             "Set %s: 1 and put the ranks in %s." % (_var("pp_size"), _var("tp_size"))))
     _check_devices(settings, nodes, version, out)
+
+
+def _flag_given(args, flag):
+    """Whether ``flag`` is in ``args`` (as itself or as flag=value)."""
+    return any(isinstance(a, str) and (a == flag or a.startswith(flag + "=")) for a in args or [])
+
+
+def _check_run(settings, version, out):
+    """What examples/run.py of ``version`` would refuse at stage 90, checked before any build.
+
+    run.py options and their checks per version (the recorded tables): 0.7.1 has no --run_profiling;
+    0.9.0 asserts --use_py_session for --medusa_choices; 1.2 runs the Python session here
+    (--use_py_session, see gpus_per_node_fix), whose checks refuse speculative decoding, variable
+    beam width, --return_all_generated_tokens, and --streaming with beams (run.py turns on
+    return_all_generated_tokens for it).
+    """
+    sup = support(version)
+    extra = settings.get(_var("run_extra_args")) or []
+    extra = extra if isinstance(extra, list) else []
+    profiling = settings.get(_var("run_profiling"))
+    if not sup["run_profiling"] and (profiling is True or str(profiling).lower() == "true"
+                                     or _flag_given(extra, "--run_profiling")):
+        given = "--run_profiling in %s" % _var("run_extra_args") if _flag_given(
+            extra, "--run_profiling") else "%s: true" % _var("run_profiling")
+        out.append(_problem(_var("run_profiling"), profiling if profiling else extra,
+                            "%s with tensorrt_llm %s: its examples/run.py has no --run_profiling "
+                            "(argparse would stop stage 90 with 'unrecognized arguments')."
+                            % (given, version),
+                            "Set %s: false and leave --run_profiling out of %s, or use tensorrt_llm "
+                            "0.9.0 or 1.2.x, whose run.py has it." % (_var("run_profiling"),
+                                                                      _var("run_extra_args"))))
+    py_session = "--use_py_session" in gpus_per_node_fix(version, None)["run_args"] or _flag_given(
+        extra, "--use_py_session")
+    if not py_session:
+        for flag, why in sorted(sup.get("run_needs_py_session", {}).items()):
+            if _flag_given(extra, flag):
+                out.append(_problem(_var("run_extra_args"), extra,
+                                    "%s %s with tensorrt_llm %s: %s." % (_var("run_extra_args"), flag,
+                                                                         version, why),
+                                    "Leave %s out of %s, or add --use_py_session to it." % (
+                                        flag, _var("run_extra_args"))))
+        return
+    for flag, why in sorted(sup.get("run_refused_with_py_session", {}).items()):
+        if _flag_given(extra, flag):
+            out.append(_problem(_var("run_extra_args"), extra,
+                                "%s %s with tensorrt_llm %s: this project runs its examples/run.py "
+                                "with --use_py_session (the session that takes gpus_per_node from "
+                                "the engine), and run.py %s." % (_var("run_extra_args"), flag,
+                                                                 version, why),
+                                "Leave %s out of %s." % (flag, _var("run_extra_args"))))
+    beams = settings.get(_var("num_beams"))
+    if (sup.get("run_streaming_beams_need_cpp") and _flag_given(extra, "--streaming")
+            and _is_int(beams) and beams > 1):
+        out.append(_problem(_var("run_extra_args"), extra,
+                            "%s --streaming with %s %d and tensorrt_llm %s: run.py turns on "
+                            "return_all_generated_tokens for streaming beams, which it refuses in the "
+                            "Python session this project runs (--use_py_session)."
+                            % (_var("run_extra_args"), _var("num_beams"), beams, version),
+                            "Leave --streaming out of %s, or set %s: 1." % (_var("run_extra_args"),
+                                                                          _var("num_beams"))))
 
 
 def device_problems(hosts, need, visible, version, gpus_per_node):
@@ -412,8 +506,9 @@ def request_problems(settings, nodes, version=None):
     entries ({name, slots, gpus}). ``version`` None: the checks that need no running node (values
     and types, tp x pp against the slots, one GPU per rank, family, dtype/quantization choices,
     beams >= 1). With the version read from the nodes, also: the version is one the project serves,
-    legacy/modern routing and the family's tools, pp limits, model_name, and the device every rank
-    will pick under that version's gpus_per_node rule.
+    legacy/modern routing and the family's tools, pp limits, model_name, what that version's run.py
+    would refuse at stage 90 (--run_profiling, run_extra_args against its session), and the device
+    every rank will pick under that version's gpus_per_node rule.
     """
     out = []
     settings = normalize_settings(settings)
@@ -635,7 +730,7 @@ def run_py_argv(version, script, engine_dir, tokenizer_dir, input_texts, max_out
     if int(max_output_len) < 1 or int(num_beams) < 1:
         raise TrtllmConfigError("max_output_len=%s and num_beams=%s must be >= 1"
                                 % (max_output_len, num_beams))
-    if run_profiling and key == "0.7.1":
+    if run_profiling and not SUPPORTED[key]["run_profiling"]:
         raise TrtllmConfigError("run_profiling: examples/run.py of tensorrt_llm %s has no "
                                 "--run_profiling; set cluster_trtllm_run_profiling: false" % version)
     argv = [python, script, "--engine_dir", engine_dir, "--tokenizer_dir", tokenizer_dir,

@@ -118,8 +118,20 @@ def test_newest_version_needs_full_nodes_when_the_world_is_larger():
 
 
 def test_routing_families_model_name_and_pp_limits():
-    v09 = tc.request_problems(settings(family="llama", model_name=""), NOTES * 1, "0.9.0")
-    assert "cluster_trtllm_family" in variables(v09)
+    two_gpus = [{"name": n, "slots": 1, "gpus": [0, 1]} for n in ("node1", "node2")]
+    # The modern flow builds every family whose converter was recorded (llama, gpt, qwen too).
+    for version in ("0.9.0", "1.2.1"):
+        for family in ("llama", "gpt", "qwen"):
+            assert tc.request_problems(settings(family=family, model_name=""), two_gpus, version) == []
+    v09_pp = tc.request_problems(settings(family="gpt", model_name="", tp_size=1, pp_size=2), two_gpus, "0.9.0")
+    assert variables(v09_pp) == ["cluster_trtllm_pp_size"] and v09_pp[0]["value"] == 2
+    assert "tensorrt_llm 0.9.0" in v09_pp[0]["message"] and "models/gpt/model.py" in v09_pp[0]["message"]
+    assert v09_pp[0]["fix"] == "Set cluster_trtllm_pp_size: 1 and put the ranks in cluster_trtllm_tp_size."
+    assert tc.request_problems(settings(family="llama", model_name="", tp_size=1, pp_size=2), two_gpus, "0.9.0") == []
+    assert tc.request_problems(settings(family="gpt", model_name="", tp_size=1, pp_size=2), two_gpus, "1.2.1") == []
+    glm09 = tc.request_problems(settings(model_name="", tp_size=1, pp_size=2), two_gpus, "0.9.0")
+    assert variables(glm09) == ["cluster_trtllm_pp_size"]
+    assert "examples/chatglm/convert_checkpoint.py of 0.9.0 asserts pp_size == 1" in glm09[0]["message"]
     gpt = tc.request_problems(settings(family="gpt", model_name=""), NOTES, "0.7.1")
     assert variables(gpt) == ["cluster_trtllm_family"] and "hf_gpt_convert.py" in gpt[0]["message"]
     name = tc.request_problems(settings(model_name=""), NOTES, "0.7.1")
@@ -167,6 +179,12 @@ def test_command_lines_per_version():
     assert new[0]["checkpoint_mapping"] == {"gpus_per_node": 1}
     assert new[1]["argv"][-4:] == ["--max_seq_len", "1224", "--max_beam_width", "1"]
     assert "--gpus_per_node" not in new[1]["argv"] and "--use_custom_all_reduce" not in new[1]["argv"]
+    # Each family's converter where that version keeps it.
+    for version, family, path in (("0.9.0", "llama", "/ex/llama"), ("0.9.0", "gpt", "/ex/gpt"),
+                                  ("0.9.0", "qwen", "/ex/qwen"), ("1.2.1", "llama", "/ex/models/core/llama"),
+                                  ("1.2.1", "gpt", "/ex/models/core/gpt"), ("1.2.1", "qwen", "/ex/models/core/qwen")):
+        plan = tc.build_plan(tc.engine_request(settings(family=family, model_name=""), version, 1), "/ex", "/o", "/c")
+        assert plan[0]["argv"][1] == path + "/convert_checkpoint.py" and plan[1]["name"] == "trtllm-build"
 
 
 def test_run_py_argv_and_gpus_per_node_fix():

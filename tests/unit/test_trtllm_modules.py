@@ -79,6 +79,16 @@ def test_facts_of_each_served_version(double, run_module, version, flow, tool):
         assert res["family_dir"].endswith("examples/models/core/glm-4-9b")
 
 
+@pytest.mark.parametrize("version,where", [("0.9.0", "examples/{}"), ("1.2.1", "examples/models/core/{}")])
+@pytest.mark.parametrize("family", ["llama", "gpt", "qwen"])
+def test_facts_find_each_modern_family_where_the_version_keeps_it(double, run_module, version, where, family):
+    examples, bin_dir, _ = double(version)
+    res = run_module(trtllm_engine_facts, dict(python=PY, examples_dir=str(examples), family=family,
+                                               gpus_per_node=1, trtllm_build=str(bin_dir / "trtllm-build")))
+    assert res["supported"] is True, res["reason"]
+    assert res["family_dir"].endswith(where.format(family)) and res["tools"]["convert_checkpoint_py"]
+
+
 def test_facts_refuse_versions_and_families_not_served(tmp_path, monkeypatch, run_module):
     site = tmp_path / "site"
     write(site / "tensorrt_llm-0.12.0.dist-info" / "METADATA", "Metadata-Version: 2.1\nName: tensorrt_llm\nVersion: 0.12.0\n")
@@ -91,9 +101,9 @@ def test_facts_refuse_versions_and_families_not_served(tmp_path, monkeypatch, ru
 
 
 def test_facts_other_family_and_no_trtllm(double, tmp_path, run_module):
-    examples, _, _ = double("0.9.0")
-    res = run_module(trtllm_engine_facts, dict(python=PY, examples_dir=str(examples), family="llama"))
-    assert res["supported"] is False and "builds chatglm with it, not llama" in res["reason"]
+    examples, _, _ = double("0.7.1")
+    res = run_module(trtllm_engine_facts, dict(python=PY, examples_dir=str(examples), family="gpt"))
+    assert res["supported"] is False and "builds chatglm or llama or qwen with it, not gpt" in res["reason"]
     res = run_module(trtllm_engine_facts, dict(python=str(tmp_path / "nopython")))
     assert res["present"] is False and "cannot be run on this node" in res["reason"]
 
@@ -151,6 +161,20 @@ def test_build_1_2_writes_gpus_per_node_through_the_checkpoint(tmp_path, double,
     assert res["engine"]["gpus_per_node"] == 1 and res["inputs"]["gpus_per_node"] == 1
     config = json.loads((tmp_path / "engines" / "chatglm-float16-tp2-pp1" / "config.json").read_text())
     assert config["pretrained_config"]["mapping"]["gpus_per_node"] == 1
+
+
+@pytest.mark.parametrize("version,family,tp,pp", [("0.9.0", "llama", 1, 2), ("0.9.0", "qwen", 2, 1),
+                                                  ("1.2.1", "gpt", 1, 2), ("1.2.1", "llama", 2, 1)])
+def test_build_other_families_through_their_converters(tmp_path, double, run_module, version, family, tp, pp):
+    examples, bin_dir, model = double(version, visible_gpus=2)
+    req = trtllm.engine_request(settings(model, family=family, model_name="", tp_size=tp, pp_size=pp), version, 2)
+    res = run_module(trtllm_engine_build, build_args(tmp_path, examples, bin_dir, req))
+    assert res["failed"] is False, res.get("msg")
+    assert res["commands"][0]["argv"][1].endswith("/%s/convert_checkpoint.py" % family)
+    config = json.loads((tmp_path / "engines" / ("%s-float16-tp%d-pp%d" % (family, tp, pp)) / "config.json").read_text())
+    assert config["pretrained_config"]["architecture"] == trtllm.SUPPORTED[trtllm.version_key(version)][
+        "families"][family]["architecture"]
+    assert config["pretrained_config"]["mapping"]["pp_size"] == pp and res["engine"]["complete"] is True
 
 
 def test_build_failures_name_the_step(tmp_path, double, run_module):

@@ -30,10 +30,14 @@ case $table in
     for family in chatglm llama gpt qwen; do
       mkdir -p "$examples/$family" && cp "$here/tools/build.py" "$examples/$family/build.py"
     done ;;
-  0.9.0)  # chatglm's converter under examples/chatglm, trtllm-build on PATH
-    mkdir -p "$examples/chatglm" && cp "$here/tools/convert_checkpoint.py" "$examples/chatglm/" ;;
-  1.2)    # ChatGLM2/3 convert with the glm-4-9b converter
-    mkdir -p "$examples/models/core/glm-4-9b" && cp "$here/tools/convert_checkpoint.py" "$examples/models/core/glm-4-9b/" ;;
+  0.9.0)  # each family's converter under examples/<family>, trtllm-build on PATH
+    for family in chatglm llama gpt qwen; do
+      mkdir -p "$examples/$family" && cp "$here/tools/convert_checkpoint.py" "$examples/$family/"
+    done ;;
+  1.2)    # under examples/models/core/<family>; ChatGLM2/3 convert with the glm-4-9b converter
+    for family in glm-4-9b llama gpt qwen; do
+      mkdir -p "$examples/models/core/$family" && cp "$here/tools/convert_checkpoint.py" "$examples/models/core/$family/"
+    done ;;
 esac
 if [ "$table" != 0.7.1 ]; then
   printf '#!%s\nfrom tensorrt_llm.commands.build import main\nmain()\n' "$(command -v "$python")" > "$bin/trtllm-build"

@@ -6,6 +6,7 @@ the installed version (package ``mtrt_trtllm_cli_tables``, the same data the uni
 the checks the real script runs right after parsing are run too.
 """
 import os
+import re
 import sys
 from importlib import metadata
 
@@ -31,13 +32,19 @@ def vtuple(text=None):
     return tuple(int("".join(c for c in p if c.isdigit()) or 0) for p in parts[:2])
 
 
+def parser(tool, ver=None):
+    """The parser of ``tool``: the one the recorded table of this install (or ``ver``) builds."""
+    return tables.parser(ver or table_version(), tool, raising=False)
+
+
 def parse(tool, argv=None):
     """Parse like the real ``tool`` of this version: argparse errors exit 2, asserts exit 1."""
     ver = table_version()
-    args = tables.parser(ver, tool, raising=False).parse_args(argv)
+    args = parser(tool, ver).parse_args(argv)
     problems = tables.post_parse_problems(ver, tool, args)
     if problems:
-        sys.stderr.write("Traceback (most recent call last):\nAssertionError: %s\n" % problems[0])
+        text = problems[0] if re.match(r"^[A-Za-z]+Error: ", problems[0]) else "AssertionError: " + problems[0]
+        sys.stderr.write("Traceback (most recent call last):\n%s\n" % text)
         sys.exit(1)
     return args
 

@@ -1,16 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
 """TEST DOUBLE of the family's convert_checkpoint.py (0.9.0, 1.2; see ../README.md).
 
-Options, choices and post-parse asserts come from the recorded table. Writes CKPT_DIR/config.json
-(architecture, dtype, mapping, quantization) and rank<r>.safetensors for every rank.
+Options, choices and post-parse asserts come from the recorded table of the family's converter
+(chatglm, llama, gpt, qwen; the directory it is installed in names the family). Writes
+CKPT_DIR/config.json (architecture, dtype, mapping, quantization) and rank<r>.safetensors for every
+rank.
 """
 import json
 import os
 
 from tensorrt_llm._double import parse, vtuple
 
-FAMILY = {"glm-4-9b": "chatglm"}.get(os.path.basename(os.path.dirname(os.path.abspath(__file__))),
-                                    os.path.basename(os.path.dirname(os.path.abspath(__file__))))
+_DIR = os.path.basename(os.path.dirname(os.path.abspath(__file__)))
+FAMILY = {"glm-4-9b": "chatglm"}.get(_DIR, _DIR)
+ARCHITECTURE = {"chatglm": "ChatGLMForCausalLM", "llama": "LlamaForCausalLM", "gpt": "GPTForCausalLM",
+                "qwen": "QWenForCausalLM"}
 
 
 def main():
@@ -26,7 +30,7 @@ def main():
         mapping["gpus_per_node"] = 8
     dtype = hf.get("torch_dtype", "float16") if args.dtype == "auto" else args.dtype
     os.makedirs(args.output_dir, exist_ok=True)
-    config = {"architecture": "ChatGLMForCausalLM", "dtype": dtype, "mapping": mapping,
+    config = {"architecture": ARCHITECTURE[FAMILY], "dtype": dtype, "mapping": mapping,
               "num_hidden_layers": hf.get("num_layers", 2),
               "quantization": {"quant_algo": algo, "kv_cache_quant_algo": None}}
     with open(os.path.join(args.output_dir, "config.json"), "w") as handle:
