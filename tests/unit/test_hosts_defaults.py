@@ -127,3 +127,17 @@ def test_report_shows_the_versions_table_of_the_machines():
     assert title == "Preflight across hosts"
     assert "Preflight across 2 machine(s) (hosts mode) found 1 problem(s)." in md
     assert "| gpu02 | 5.0.3 |" in md and "Open MPI differs between hosts" in md and "Fix: Install" in md
+
+
+@pytest.mark.parametrize("mode,disabled", [("docker", True), ("local", True), ("hosts", False),
+                                           ("docker_per_host", False)])
+def test_nccl_infiniband_is_disabled_only_on_one_machine(mode, disabled):
+    """Containers on one docker host have no InfiniBand; between real servers NCCL must be free to use it."""
+    value = defaults(mode, cluster_network_subnet="10.0.0.0/24")
+    assert value("cluster_trtllm_nccl_ib_disable") is disabled
+    init_plugin_loader()
+    role = yaml.safe_load((ROOT / "roles/trtllm_inference/defaults/main.yml").read_text())
+    env = Templar(loader=DataLoader(), variables={
+        "cluster_trtllm_nccl_socket_ifname": "", "cluster_trtllm_env": {},
+        "cluster_trtllm_nccl_ib_disable": disabled}).template(trust_as_template(role["trtllm_inference_env"]))
+    assert ("NCCL_IB_DISABLE" in env) is disabled
