@@ -131,3 +131,28 @@ def test_host_networking_is_reachable_only_from_the_docker_per_host_play():
     assert using == ["Stage 40 - Node containers, one per machine (docker_per_host)"]
     (play,) = [p for p in plays if p["name"] == using[0]]
     assert "docker_hosts" in play["hosts"]  # preflight_stage_hosts.docker_hosts: [] outside docker_per_host
+
+
+def test_node_container_sshd_listens_on_its_port_and_node_ip_only(tmp_path):
+    """The sshd_config a docker host gives its node container: the cluster's key-only one (stage 30, roles/ssh_keys)
+    with port cluster_ssh_port (2233 by default in this mode, not the machine's 22) and, with host networking,
+    ListenAddress node_ip, so that the container's sshd does not answer on the machine's other addresses."""
+    import re
+
+    from conftest import ROOT
+    from templated_vars import templated
+
+    def sshd_config(**inventory):
+        value = templated("docker_per_host", roles=("ssh_keys", "docker_hosts"), inventory_hostname="dh2",
+                          cluster_network_subnet="10.0.0.0/24", cluster_state_dir=str(tmp_path), **inventory)
+        (tmp_path / "cluster").mkdir(exist_ok=True)
+        (tmp_path / "cluster" / "sshd_config").write_text(
+            value.render((ROOT / "roles/ssh_keys/templates/sshd_config.j2").read_text()))
+        return value("docker_hosts_sshd_config")
+
+    text = sshd_config()
+    assert re.findall(r"(?m)^Port .*$", text) == ["Port 2233"]
+    assert re.findall(r"(?m)^ListenAddress .*$", text) == ["ListenAddress 10.0.0.12"]  # dh2 runs n2
+    assert re.findall(r"(?m)^(?:PasswordAuthentication|PermitRootLogin|AllowUsers) .*$", text) == [
+        "PasswordAuthentication no", "PermitRootLogin prohibit-password", "AllowUsers root"]
+    assert re.findall(r"(?m)^Port .*$", sshd_config(cluster_ssh_port=2222)) == ["Port 2222"]

@@ -3,41 +3,19 @@
 the modes over several machines get theirs; the hosts_preflight action's result; and the copies every
 machine gets in hosts mode cover every script a stage deploys."""
 
-import pathlib
-
 import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import filter_loader, init_plugin_loader
+from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar, trust_as_template
 from conftest import ROOT, load_action
+from templated_vars import templated
 
 hosts_preflight = load_action("hosts_preflight")
 
 
-def _trust(value):
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, list):
-        return [_trust(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _trust(v) for k, v in value.items()}
-    return value
-
-
 def defaults(mode, localhost=None, **inventory):
-    init_plugin_loader()
-    filter_loader.add_directory(str(ROOT / "python_plugins" / "filter"))
-    merged = {}
-    for path in sorted((ROOT / "roles" / "cluster" / "defaults" / "main").glob("*.yml")):
-        merged.update(yaml.safe_load(path.read_text()) or {})
-    variables = _trust(merged)
-    nodes = {"n1": {"node_ip": "10.0.0.11", "node_docker_host": "dh1"},
-             "n2": {"node_ip": "10.0.0.12", "node_docker_host": "dh2"}}
-    variables.update(cluster_mode=mode, groups={"nodes": list(nodes)}, inventory_hostname="n1",
-                     hostvars=dict(nodes, localhost=localhost or {}), **inventory)
-    templar = Templar(loader=DataLoader(), variables=variables)
-    return lambda name: templar.template(variables[name])
+    return templated(mode, localhost=localhost, **inventory)
 
 
 def test_docker_mode_keeps_its_values():
