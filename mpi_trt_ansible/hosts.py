@@ -186,6 +186,23 @@ def _check_stack(facts_by_host, usable, settings, p):
                                                                            ", ".join(odd)))
 
 
+def _check_host_keys(facts_by_host, usable, p):
+    """hosts mode pins every machine's own sshd host keys: a machine where none was read cannot be pinned."""
+    for host in usable:
+        facts = facts_by_host[host]
+        if facts.get("host_keys"):
+            continue
+        files = facts.get("host_key_files") or {}
+        named = files.get("paths") or []
+        where = ("the HostKey files sshd -T names (%s) have no readable .pub half" % ", ".join(named) if named
+                 else "sshd -T named none and /etc/ssh/ssh_host_{ed25519,ecdsa,rsa}_key.pub are missing or unreadable")
+        p.add("inventory_hostname", host,
+              "No SSH host key was read on host %s: %s. known_hosts cannot pin %s, so every login of the ranks "
+              "to it would be refused (host key checking stays on)." % (host, where, host),
+              "Create the host keys on %s (ssh-keygen -A, then restart its sshd), or put each HostKey's public "
+              "half beside it (ssh-keygen -y -f <key> > <key>.pub), then run again." % host)
+
+
 def _check_fabric(facts_by_host, usable, settings, nodes, p):
     mode = settings.get("mode")
     subnet = settings.get("fabric_subnet")
@@ -444,6 +461,7 @@ def hosts_problems(facts_by_host, settings, nodes):
     usable = _reachability(facts_by_host, machines(nodes, mode), p)
     if mode == "hosts":
         _check_stack(facts_by_host, usable, settings, p)
+        _check_host_keys(facts_by_host, usable, p)
     _check_identity(facts_by_host, usable, settings, nodes, p)
     _check_fabric(facts_by_host, usable, settings, nodes, p)
     _check_probes(facts_by_host, usable, settings, nodes, p)

@@ -124,15 +124,42 @@ def parse_nvidia_smi_index(text):
     return [int(line.strip()) for line in (text or "").splitlines() if line.strip().isdigit()]
 
 
-def host_keys(read, types=HOST_KEY_TYPES, directory="/etc/ssh"):
-    """``["ssh-ed25519 AAAA...", ...]`` of the machine's sshd host keys (``read(path)`` -> text or None)."""
-    keys = []
-    for kind in types:
-        text = read(os.path.join(directory, "ssh_host_%s_key.pub" % kind))
+def parse_sshd_hostkeys(text):
+    """``sshd -T`` output -> the private host key paths of its ``hostkey`` lines, in order, each once."""
+    paths = []
+    for line in (text or "").splitlines():
+        fields = line.split(None, 1)
+        if len(fields) == 2 and fields[0].lower() == "hostkey" and fields[1].strip() not in paths:
+            paths.append(fields[1].strip())
+    return paths
+
+
+def default_host_key_paths(types=HOST_KEY_TYPES, directory="/etc/ssh"):
+    """The host keys sshd uses when its configuration names none (OpenSSH's defaults)."""
+    return [os.path.join(directory, "ssh_host_%s_key" % kind) for kind in types]
+
+
+def host_keys(read, paths=None, types=HOST_KEY_TYPES, directory="/etc/ssh"):
+    """``["ssh-ed25519 AAAA...", ...]`` of the machine's sshd host keys (``read(path)`` -> text or None).
+
+    ``paths``: the private keys sshd uses (``sshd -T``); their ``.pub`` halves are read. None: the
+    default ``<directory>/ssh_host_<type>_key`` of every type.
+    """
+    return host_key_files(read, paths, types, directory)[0]
+
+
+def host_key_files(read, paths=None, types=HOST_KEY_TYPES, directory="/etc/ssh"):
+    """``(keys, files)``: the public keys read and the private key path of each (``paths`` as in host_keys)."""
+    keys, files = [], []
+    for path in default_host_key_paths(types, directory) if paths is None else paths:
+        text = read(path if path.endswith(".pub") else path + ".pub")
         fields = (text or "").split()
-        if len(fields) >= 2 and fields[0].startswith(("ssh-", "ecdsa-")):
-            keys.append("%s %s" % (fields[0], fields[1]))
-    return keys
+        if len(fields) >= 2 and fields[0].startswith(("ssh-", "ecdsa-", "sk-")):
+            key = "%s %s" % (fields[0], fields[1])
+            if key not in keys:
+                keys.append(key)
+                files.append(path[:-4] if path.endswith(".pub") else path)
+    return keys, files
 
 
 def classify_connect_error(exc):

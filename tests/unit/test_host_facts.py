@@ -78,6 +78,29 @@ def test_host_keys_only_public_keys_of_known_types(tmp_path):
     assert hf.host_keys(read, directory=str(tmp_path)) == ["ssh-ed25519 AAAAC3Nz"]
 
 
+def test_host_key_paths_from_captured_sshd_t():
+    """sshd -T (OpenSSH 9.2, Debian 12) lists the HostKey files sshd really uses: its defaults, or only those
+    the configuration names (here one in /etc/ssh/keys, from sshd_config.d)."""
+    assert hf.parse_sshd_hostkeys((FIX / "sshd_T_bookworm_default.txt").read_text()) == [
+        "/etc/ssh/ssh_host_rsa_key", "/etc/ssh/ssh_host_ecdsa_key", "/etc/ssh/ssh_host_ed25519_key"]
+    assert hf.parse_sshd_hostkeys((FIX / "sshd_T_bookworm_custom_hostkey.txt").read_text()) == [
+        "/etc/ssh/keys/host_ed25519"]
+    # hostkeyagent and hostkeyalgorithms are other keywords; a failed sshd -T prints none.
+    assert hf.parse_sshd_hostkeys("hostkeyagent none\nhostkeyalgorithms ssh-ed25519\n") == []
+    assert hf.parse_sshd_hostkeys("sshd: no hostkeys available -- exiting.\n") == []
+
+
+def test_host_keys_read_from_the_files_sshd_names(tmp_path):
+    (tmp_path / "host_ed25519.pub").write_text("ssh-ed25519 AAAAcustom root@gpu01\n")
+    (tmp_path / "ssh_host_ed25519_key.pub").write_text("ssh-ed25519 AAAAdefault root@gpu01\n")
+    read = lambda p: open(p).read() if os.path.exists(p) else None  # noqa: E731
+    named = [str(tmp_path / "host_ed25519"), str(tmp_path / "missing_rsa")]
+    assert hf.host_key_files(read, named) == (["ssh-ed25519 AAAAcustom"], [str(tmp_path / "host_ed25519")])
+    # No paths from sshd -T: OpenSSH's default files.
+    assert hf.host_keys(read, None, directory=str(tmp_path)) == ["ssh-ed25519 AAAAdefault"]
+    assert hf.host_key_files(read, [str(tmp_path / "missing_rsa")]) == ([], [])
+
+
 def _tree(root, files):
     for rel, data in files.items():
         path = root / rel
@@ -156,3 +179,22 @@ def test_module_without_open_mpi_says_so(run_module, tmp_path, monkeypatch):
     assert result["openmpi"] == {"found": False, "mpirun": None, "ompi_info": None, "version": None,
                                  "major": None, "error": "mpirun-missing is not on PATH"}
     assert result["fabric"]["present"] is None
+
+
+def test_module_reads_the_host_keys_sshd_t_names(run_module, tmp_path, monkeypatch):
+    """An sshd whose configuration names its own HostKey file: the module pins that key, not /etc/ssh's."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "host_ed25519.pub").write_text("ssh-ed25519 AAAAfromsshdT root@gpu01\n")
+    (bin_dir / "sshd").write_text("#!/bin/sh\n[ \"$1\" = -T ] || exit 2\necho 'port 22'\n"
+                                  "echo 'hostkey %s'\n" % (tmp_path / "host_ed25519"))
+    (bin_dir / "sshd").chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
+    result = run_module(host_facts, {"python": sys.executable, "hash_cache": ""})
+    assert result["host_keys"] == ["ssh-ed25519 AAAAfromsshdT"]
+    assert result["host_key_files"] == {"source": "sshd -T", "paths": [str(tmp_path / "host_ed25519")],
+                                        "read": [str(tmp_path / "host_ed25519")]}
+    # An sshd -T that fails (no readable key as a non-root user): the default paths are read instead.
+    (bin_dir / "sshd").write_text("#!/bin/sh\necho 'sshd: no hostkeys available -- exiting.' >&2\nexit 1\n")
+    result = run_module(host_facts, {"python": sys.executable, "hash_cache": ""})
+    assert result["host_key_files"]["source"] == "default" and result["host_key_files"]["paths"] is None

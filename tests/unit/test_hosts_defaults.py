@@ -119,3 +119,16 @@ def test_nccl_infiniband_is_disabled_only_on_one_machine(mode, disabled):
         "cluster_trtllm_nccl_socket_ifname": "", "cluster_trtllm_env": {},
         "cluster_trtllm_nccl_ib_disable": disabled}).template(trust_as_template(role["trtllm_inference_env"]))
     assert ("NCCL_IB_DISABLE" in env) is disabled
+
+
+def test_dedicated_sshd_serves_the_host_keys_sshd_t_named():
+    """cluster_hosts_sshd: dedicated. Its HostKey lines are the files the machine's sshd -T named (whose public
+    halves known_hosts pins), so both sshds present the same identity."""
+    import re
+    facts = {"host_key_files": {"source": "sshd -T", "paths": ["/etc/ssh/keys/host_ed25519", "/etc/ssh/keys/rsa"],
+                                "read": ["/etc/ssh/keys/host_ed25519"]}, "host_keys": ["ssh-ed25519 AAAA"]}
+    value = templated("hosts", roles=("mpi_hosts",), cluster_network_subnet="10.0.0.0/24",
+                      hosts_preflight_facts=facts, cluster_ssh_port=2233)
+    text = value.render((ROOT / "roles/mpi_hosts/templates/sshd_config.j2").read_text())
+    assert re.findall(r"(?m)^(?:HostKey|Port|ListenAddress) .*$", text) == [
+        "Port 2233", "ListenAddress 10.0.0.11", "HostKey /etc/ssh/keys/host_ed25519"]

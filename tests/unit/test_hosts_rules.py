@@ -278,6 +278,28 @@ def test_uids_must_agree_on_a_shared_filesystem():
                     "1002 on mh-host3."
 
 
+def test_a_machine_without_readable_host_keys_is_named():
+    facts, settings, nodes = case()
+    facts["mh-host2"]["host_keys"] = []
+    facts["mh-host2"]["host_key_files"] = {"source": "default", "paths": None, "read": []}
+    facts["mh-host3"]["host_keys"] = []
+    facts["mh-host3"]["host_key_files"] = {"source": "sshd -T", "paths": ["/etc/ssh/keys/host_ed25519"], "read": []}
+    found = problems(facts, settings, nodes)
+    assert [(p["variable"], p["value"]) for p in found] == [("inventory_hostname", "mh-host2"),
+                                                            ("inventory_hostname", "mh-host3")]
+    assert found[0]["message"] == (
+        "No SSH host key was read on host mh-host2: sshd -T named none and "
+        "/etc/ssh/ssh_host_{ed25519,ecdsa,rsa}_key.pub are missing or unreadable. known_hosts cannot pin mh-host2, "
+        "so every login of the ranks to it would be refused (host key checking stays on).")
+    assert "the HostKey files sshd -T names (/etc/ssh/keys/host_ed25519) have no readable .pub half" in \
+        found[1]["message"]
+    assert found[1]["fix"].startswith("Create the host keys on mh-host3 (ssh-keygen -A")
+    # docker_per_host gives every node container a generated host key: the machines' own are not needed.
+    dfacts, dsettings, dnodes = dph_case()
+    dfacts["dh1"]["host_keys"] = []
+    assert problems(dfacts, dsettings, dnodes) == []
+
+
 def dph_case():
     """docker_per_host: two nodes on docker hosts dh1 and dh2 (the facts of sim-hosts 1 and 2)."""
     facts, settings, nodes = case()
