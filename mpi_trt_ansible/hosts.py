@@ -336,6 +336,15 @@ def _check_gpus(facts_by_host, usable, settings, nodes, p):
             continue
         if not gpus or machine not in usable:
             continue
+        hook = ((facts_by_host[machine].get("docker") or {}).get("gpu_hook") or {})
+        if mode == "docker_per_host" and hook.get("checked") and not hook.get("path"):
+            p.add("node_gpus (%s)" % name, gpus,
+                  "Node %s asks for GPUs %s, but the docker daemon of host %s cannot give a container GPUs: "
+                  "nvidia-container-runtime-hook is not on its PATH (%s), so docker would refuse the node "
+                  "container's GPU request (could not select device driver \"\" with capabilities: [[gpu]])."
+                  % (name, ", ".join(map(str, gpus)), machine, hook.get("search_path")),
+                  "Install the NVIDIA Container Toolkit (nvidia-container-toolkit) on %s and restart docker there "
+                  "(systemctl restart docker), or set node_gpus: [] on %s." % (machine, name))
         have = facts_by_host[machine].get("gpus") or []
         missing = [g for g in gpus if g not in have]
         if missing:

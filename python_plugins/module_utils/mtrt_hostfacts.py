@@ -162,6 +162,42 @@ def host_key_files(read, paths=None, types=HOST_KEY_TYPES, directory="/etc/ssh")
     return keys, files
 
 
+# Docker's --gpus (a DeviceRequest with driver "nvidia", what node containers ask for) works only where the
+# daemon found this program on its PATH when it started (moby daemon/nvidia_linux.go); systemd starts
+# dockerd with the default PATH below unless its unit sets another.
+NVIDIA_HOOK = "nvidia-container-runtime-hook"
+DEFAULT_DAEMON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def environ_path(environ):
+    """PATH from a ``/proc/<pid>/environ`` (NUL-separated bytes or text); None when it has none."""
+    if isinstance(environ, bytes):
+        environ = environ.decode("utf-8", "replace")
+    for item in (environ or "").split("\0"):
+        if item.startswith("PATH="):
+            return item[len("PATH="):]
+    return None
+
+
+def find_in_path(name, search_path, is_executable=None):
+    """The first ``<dir>/<name>`` of ``search_path`` that is executable, else None."""
+    is_executable = is_executable or (lambda path: os.path.isfile(path) and os.access(path, os.X_OK))
+    for directory in (search_path or "").split(":"):
+        if directory and is_executable(os.path.join(directory, name)):
+            return os.path.join(directory, name)
+    return None
+
+
+def gpu_hook(environ, is_executable=None):
+    """Whether a docker daemon with this environment can give containers NVIDIA GPUs:
+    ``{checked, path, search_path}`` (``environ`` None: no daemon found, nothing checked)."""
+    if environ is None:
+        return {"checked": False, "path": None, "search_path": None}
+    search_path = environ_path(environ) or DEFAULT_DAEMON_PATH
+    return {"checked": True, "path": find_in_path(NVIDIA_HOOK, search_path, is_executable),
+            "search_path": search_path}
+
+
 def classify_connect_error(exc):
     """An OSError of connect() -> (state, detail): refused, timeout, unreachable or error."""
     if isinstance(exc, ConnectionRefusedError):

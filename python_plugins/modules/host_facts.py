@@ -71,7 +71,10 @@ options:
     type: path
     default: /var/cache/mtrt/dirhash.json
   docker_limits:
-    description: Also read the docker daemon's capabilities and hard limits (what a container can be granted).
+    description: >-
+      Also read the docker daemon's hard limits (what a container can be granted) and whether it can give a
+      container NVIDIA GPUs (C(nvidia-container-runtime-hook) on the daemon's C(PATH), which docker's C(--gpus)
+      needs).
     type: bool
     default: false
   timeout_s:
@@ -162,7 +165,10 @@ paths:
   returned: always
   type: dict
 docker:
-  description: C({grantable}) hard limits the docker daemon can give a container ({} when it can raise any); with O(docker_limits).
+  description: >-
+    With O(docker_limits): C(grantable), the hard limits the docker daemon can give a container ({} when it can
+    raise any), and C(gpu_hook) C({checked, path, search_path}), where the daemon finds
+    C(nvidia-container-runtime-hook) (path null: nowhere on its PATH; checked false: no daemon found).
   returned: always
   type: dict
 duration_s:
@@ -183,7 +189,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.mtrt_fileio import atomic_write
 from ansible.module_utils.mtrt_hostfacts import (
-    PYTHON_PROBE, fabric_of, host_key_files, parse_ip_addr_json, parse_ip_addr_oneline, parse_nvidia_smi_index,
+    PYTHON_PROBE, fabric_of, gpu_hook, host_key_files, parse_ip_addr_json, parse_ip_addr_oneline, parse_nvidia_smi_index,
     parse_ompi_version, parse_python_probe, parse_sshd_hostkeys, parse_ulimit_l, probe_tcp, rlimit_value, shm_size,
     tree_hash)
 from ansible.module_utils.mtrt_proc import run_bounded, tail
@@ -277,11 +283,22 @@ def _host_keys(timeout_s):
     return keys, {"source": "sshd -T" if paths else "default", "paths": paths or None, "read": files}
 
 
-def _dockerd_limits():
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _dockerd():
+    """The docker daemon's grantable limits and whether it finds the NVIDIA hook ({} and unchecked: no daemon)."""
     for pid in os.listdir("/proc"):
         if pid.isdigit() and (_read("/proc/%s/comm" % pid) or "").strip() == "dockerd":
-            return grantable_ulimits(_read("/proc/%s/status" % pid), _read("/proc/%s/limits" % pid))
-    return {}
+            environ = _read_bytes("/proc/%s/environ" % pid)
+            return {"grantable": grantable_ulimits(_read("/proc/%s/status" % pid), _read("/proc/%s/limits" % pid)),
+                    "gpu_hook": gpu_hook(environ if environ is not None else b"")}
+    return {"grantable": {}, "gpu_hook": gpu_hook(None)}
 
 
 def _user(name):
@@ -356,7 +373,7 @@ def main():
         openmpi=openmpi, python=python, memlock=memlock, shm=shm_size(), gpus=gpus,
         host_keys=keys, host_key_files=key_files, user=user, probes=probe_results, dirs=dirs,
         paths={path: os.path.exists(path) for path in params["stat_paths"]},
-        docker={"grantable": _dockerd_limits()} if params["docker_limits"] else {},
+        docker=_dockerd() if params["docker_limits"] else {},
         duration_s=round(time.monotonic() - started, 3))
 
 

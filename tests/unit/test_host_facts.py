@@ -101,6 +101,20 @@ def test_host_keys_read_from_the_files_sshd_names(tmp_path):
     assert hf.host_key_files(read, [str(tmp_path / "missing_rsa")]) == ([], [])
 
 
+def test_the_docker_daemon_s_gpu_hook_is_looked_up_on_its_own_path(tmp_path):
+    hook = tmp_path / "sbin" / "nvidia-container-runtime-hook"
+    hook.parent.mkdir()
+    hook.write_text("#!/bin/sh\n")
+    hook.chmod(0o755)
+    environ = b"LANG=C\0PATH=/nonexistent:%s\0NOTIFY_SOCKET=/run/systemd/notify\0" % str(hook.parent).encode()
+    assert hf.environ_path(environ) == "/nonexistent:%s" % hook.parent
+    assert hf.gpu_hook(environ) == {"checked": True, "path": str(hook), "search_path": "/nonexistent:%s" % hook.parent}
+    # A daemon without PATH in its environment gets systemd's default one; no daemon: not checked.
+    assert hf.gpu_hook(b"LANG=C\0", is_executable=lambda p: False) == {
+        "checked": True, "path": None, "search_path": hf.DEFAULT_DAEMON_PATH}
+    assert hf.gpu_hook(None) == {"checked": False, "path": None, "search_path": None}
+
+
 def _tree(root, files):
     for rel, data in files.items():
         path = root / rel

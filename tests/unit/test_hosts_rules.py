@@ -354,3 +354,26 @@ def test_handoff_and_open_mpi_line():
     facts["mh-host2"]["openmpi"]["major"] = 5
     assert hosts.openmpi_major(facts) is None
     assert hosts.machines([dict(n, docker_host="dh") for n in nodes], "docker_per_host") == ["dh"]
+
+
+def test_docker_host_without_the_nvidia_hook_cannot_run_gpu_nodes():
+    facts, settings, nodes = dph_case()
+    nodes[0]["gpus"], nodes[1]["gpus"] = [0, 1], [0]
+    facts["dh1"]["gpus"] = facts["dh2"]["gpus"] = [0, 1]
+    facts["dh1"]["docker"]["gpu_hook"] = {"checked": True, "path": "/usr/bin/nvidia-container-runtime-hook",
+                                          "search_path": "/usr/bin"}
+    facts["dh2"]["docker"]["gpu_hook"] = {"checked": True, "path": None,
+                                          "search_path": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"}
+    (found,) = problems(facts, settings, nodes)
+    assert (found["variable"], found["value"]) == ("node_gpus (mh-host2)", [0])
+    assert found["message"].startswith(
+        "Node mh-host2 asks for GPUs 0, but the docker daemon of host dh2 cannot give a container GPUs: "
+        "nvidia-container-runtime-hook is not on its PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin)")
+    assert found["fix"] == ("Install the NVIDIA Container Toolkit (nvidia-container-toolkit) on dh2 and restart "
+                            "docker there (systemctl restart docker), or set node_gpus: [] on mh-host2.")
+    # No GPUs asked, or no daemon found to check: nothing to say.
+    nodes[1]["gpus"] = []
+    assert problems(facts, settings, nodes) == []
+    nodes[1]["gpus"] = [0]
+    facts["dh2"]["docker"]["gpu_hook"] = {"checked": False, "path": None, "search_path": None}
+    assert problems(facts, settings, nodes) == []
