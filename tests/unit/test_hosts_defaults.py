@@ -132,3 +132,63 @@ def test_dedicated_sshd_serves_the_host_keys_sshd_t_named():
     text = value.render((ROOT / "roles/mpi_hosts/templates/sshd_config.j2").read_text())
     assert re.findall(r"(?m)^(?:HostKey|Port|ListenAddress) .*$", text) == [
         "Port 2233", "ListenAddress 10.0.0.11", "HostKey /etc/ssh/keys/host_ed25519"]
+
+
+@pytest.mark.parametrize("major", [4, 5])
+def test_hosts_mode_prte_params_for_the_open_mpi_line(major):
+    """~/.prte/mca-params.conf of the MPI account: Open MPI 5's runtime (PRRTE) pinned to the fabric; a comment
+    only on Open MPI 4, whose runtime takes oob_tcp_if_include from ~/.openmpi/mca-params.conf."""
+    value = templated("hosts", roles=("mpi_hosts",), localhost={"hosts_preflight_openmpi_major": major},
+                      cluster_network_subnet="10.0.0.0/24")
+    lines = value("mpi_hosts_prte_params").splitlines()
+    assert lines[0] == "# Managed by mpi-trt-ansible (roles/mpi_hosts): the Open MPI 5 runtime (PRRTE) on the fabric."
+    if major == 5:
+        assert lines[1:] == ["prte_if_include = 10.0.0.0/24"]
+        assert "oob_tcp_if_include" not in value("cluster_mpi_mca_effective")
+    else:
+        assert lines[1:] == ["# Open MPI 4: its runtime reads oob_tcp_if_include from ~/.openmpi/mca-params.conf"]
+        assert value("cluster_mpi_mca_effective")["oob_tcp_if_include"] == "10.0.0.0/24"
+
+
+@pytest.mark.parametrize("record,major", [(None, 4), ({"image": "sha256:a", "version": "4.1.4", "major": 4}, 4),
+                                          ({"image": "sha256:b", "version": "5.0.7", "major": 5}, 5),
+                                          ({"image": "sha256:c", "version": None, "major": None}, 4)])
+def test_docker_per_host_pins_the_runtime_for_the_node_image_s_open_mpi(tmp_path, record, major):
+    """docker_per_host: the node image's Open MPI line (stage 10's record; 4 while there is none) decides between
+    oob_tcp_if_include (Open MPI 4) and PRRTE's prte_if_include (Open MPI 5, in the file the entrypoint installs)."""
+    import json
+    if record is not None:
+        (tmp_path / "image").mkdir()
+        (tmp_path / "image" / "openmpi.json").write_text(json.dumps(record))
+    value = templated("docker_per_host", roles=("docker_hosts", "node_image"), inventory_hostname="dh1",
+                      cluster_network_subnet="10.0.0.0/24", cluster_state_dir=str(tmp_path),
+                      localhost={"hosts_preflight_openmpi_major": 9})  # the docker hosts' own Open MPI is not the image's
+    assert value("node_image_openmpi_file") == value("cluster_node_image_openmpi_file") == \
+        str(tmp_path / "image" / "openmpi.json")
+    assert value("cluster_hosts_openmpi_major") == major
+    mca = value("cluster_mpi_mca_effective")
+    assert mca["btl_tcp_if_include"] == "10.0.0.0/24" and mca["btl_vader_single_copy_mechanism"] == "none"
+    assert ("oob_tcp_if_include" in mca) is (major == 4)
+    prte = value("docker_hosts_prte_params").splitlines()
+    assert prte[0].startswith("# Managed by mpi-trt-ansible (roles/docker_hosts)")
+    assert prte[1:] == (["prte_if_include = 10.0.0.0/24"] if major == 5 else
+                        ["# Open MPI 4: its runtime reads oob_tcp_if_include from ~/.openmpi/mca-params.conf"])
+    assert value("node_image_read_openmpi") is True
+
+
+def test_other_modes_do_not_read_the_node_image_s_open_mpi():
+    for mode in ("docker", "local", "hosts"):
+        value = templated(mode, roles=("node_image",), cluster_network_subnet="10.0.0.0/24")
+        assert value("node_image_read_openmpi") is False and value("cluster_prte_mca_effective") == {}
+
+
+@pytest.mark.parametrize("text,version,major", [
+    ("ompi:version:full:4.1.4\n", "4.1.4", 4),
+    ("mpirun (Open MPI) 5.0.7\n\nReport bugs to https://www.open-mpi.org/community/help/\n", "5.0.7", 5),
+    ("Open MPI v5.0.3\n", "5.0.3", 5),
+    ("HYDRA build details:\n    Version: 4.1.2\n", None, None),
+    ("", None, None),
+])
+def test_node_image_open_mpi_record(text, version, major):
+    from mtrt import openmpi_release
+    assert openmpi_release(text, "sha256:x") == {"image": "sha256:x", "version": version, "major": major}
