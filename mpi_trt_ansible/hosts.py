@@ -144,6 +144,16 @@ def _check_stack(facts_by_host, usable, settings, p):
                   "Install Python 3 on %s or set cluster_mpi_python to an interpreter every host has." % host)
         missing = [name for name, key in (("Open MPI (mpirun, ompi_info)", "openmpi"), ("mpi4py", "mpi4py"))
                    if not row[key]]
+        if "mpi4py" in missing and py.get("found") and py.get("venv"):
+            # The distribution's python3-mpi4py serves the system interpreter only: installing it cannot help.
+            missing.remove("mpi4py")
+            p.add("cluster_mpi_python", python,
+                  "Host %s: the ranks' interpreter %s is a virtual environment without mpi4py; the package "
+                  "cluster_hosts_install_mpi installs (python3-mpi4py) serves the system python3 only."
+                  % (host, py.get("path") or python),
+                  "Install mpi4py into that environment on %s, built against the machine's Open MPI (%s -m pip "
+                  "install --no-binary mpi4py mpi4py, with mpicc on PATH), or create it with "
+                  "--system-site-packages so that it sees python3-mpi4py." % (host, py.get("path") or python))
         if missing and not install:
             p.add("cluster_hosts_install_mpi", False,
                   "Host %s lacks %s%s, and cluster_hosts_install_mpi is false." % (

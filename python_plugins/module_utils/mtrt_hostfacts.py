@@ -28,7 +28,7 @@ HOST_KEY_TYPES = ("ed25519", "ecdsa", "rsa")
 PYTHON_PROBE = r"""
 import json, platform, sys
 out = {"version": platform.python_version(), "executable": sys.executable, "mpi4py": {"found": False},
-       "tensorrt_llm": None}
+       "tensorrt_llm": None, "venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix)}
 try:
     import mpi4py
     mpi4py.rc.initialize = False

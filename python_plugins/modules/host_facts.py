@@ -120,7 +120,9 @@ openmpi:
   type: dict
   sample: {found: true, mpirun: /usr/bin/mpirun, version: 4.1.4, major: 4}
 python:
-  description: C({found, path, version, mpi4py {found, version, mpi_library, vendor}, tensorrt_llm, error}).
+  description: >-
+    C({found, path, version, mpi4py {found, version, mpi_library, vendor}, tensorrt_llm, venv, error});
+    C(venv) is true for a virtual environment (its C(sys.prefix) is not the base interpreter's).
   returned: always
   type: dict
 memlock:
@@ -236,7 +238,7 @@ def _python(python, timeout_s):
         out["error"] = "%s failed: %s" % (path, tail(run["stderr"], 3) or "rc=%s" % run["rc"])
         return out
     out.update(found=True, version=parsed.get("version"), mpi4py=parsed.get("mpi4py") or {"found": False},
-               tensorrt_llm=parsed.get("tensorrt_llm"))
+               tensorrt_llm=parsed.get("tensorrt_llm"), venv=bool(parsed.get("venv")))
     return out
 
 

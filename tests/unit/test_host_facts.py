@@ -69,6 +69,7 @@ def test_python_probe_runs_in_this_interpreter():
     assert facts["version"] == "%d.%d.%d" % sys.version_info[:3]
     assert facts["executable"] == sys.executable
     assert "found" in facts["mpi4py"] and facts["tensorrt_llm"] is None
+    assert facts["venv"] is (sys.prefix != sys.base_prefix)  # the tests run in the project's .venv
 
 
 def test_host_keys_only_public_keys_of_known_types(tmp_path):

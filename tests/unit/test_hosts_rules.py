@@ -377,3 +377,20 @@ def test_docker_host_without_the_nvidia_hook_cannot_run_gpu_nodes():
     nodes[1]["gpus"] = [0]
     facts["dh2"]["docker"]["gpu_hook"] = {"checked": False, "path": None, "search_path": None}
     assert problems(facts, settings, nodes) == []
+
+
+def test_a_virtual_environment_without_mpi4py_is_not_fixed_by_the_package():
+    """Debian's python3-mpi4py (cluster_hosts_install_mpi) lands in the system python3's dist-packages, which a
+    virtual environment does not see: the preflight says so before anything is installed."""
+    facts, settings, nodes = case()
+    settings.update(install_mpi=True, python="/opt/trtllm/venv/bin/python3")
+    facts["mh-host2"]["python"].update(mpi4py={"found": False, "error": "ModuleNotFoundError"}, venv=True,
+                                       path="/opt/trtllm/venv/bin/python3")
+    (found,) = problems(facts, settings, nodes)
+    assert (found["variable"], found["value"]) == ("cluster_mpi_python", "/opt/trtllm/venv/bin/python3")
+    assert found["message"] == (
+        "Host mh-host2: the ranks' interpreter /opt/trtllm/venv/bin/python3 is a virtual environment without "
+        "mpi4py; the package cluster_hosts_install_mpi installs (python3-mpi4py) serves the system python3 only.")
+    assert "--no-binary mpi4py" in found["fix"] and "--system-site-packages" in found["fix"]
+    facts["mh-host2"]["python"]["venv"] = False  # the system interpreter: installing the package is the fix
+    assert problems(facts, settings, nodes) == []
