@@ -144,6 +144,16 @@ def _check_stack(facts_by_host, usable, settings, p):
                   "Install Python 3 on %s or set cluster_mpi_python to an interpreter every host has." % host)
         missing = [name for name, key in (("Open MPI (mpirun, ompi_info)", "openmpi"), ("mpi4py", "mpi4py"))
                    if not row[key]]
+        if "mpi4py" in missing and py.get("found") and py.get("venv"):
+            # The distribution's python3-mpi4py serves the system interpreter only: installing it cannot help.
+            missing.remove("mpi4py")
+            p.add("cluster_mpi_python", python,
+                  "Host %s: the ranks' interpreter %s is a virtual environment without mpi4py; the package "
+                  "cluster_hosts_install_mpi installs (python3-mpi4py) serves the system python3 only."
+                  % (host, py.get("path") or python),
+                  "Install mpi4py into that environment on %s, built against the machine's Open MPI (%s -m pip "
+                  "install --no-binary mpi4py mpi4py, with mpicc on PATH), or create it with "
+                  "--system-site-packages so that it sees python3-mpi4py." % (host, py.get("path") or python))
         if missing and not install:
             p.add("cluster_hosts_install_mpi", False,
                   "Host %s lacks %s%s, and cluster_hosts_install_mpi is false." % (
@@ -184,6 +194,23 @@ def _check_stack(facts_by_host, usable, settings, p):
                       "" if len(odd) > 1 else "s"),
                   "Install %s %s on %s, so that every host has the same." % (label, majority or "(the same)",
                                                                            ", ".join(odd)))
+
+
+def _check_host_keys(facts_by_host, usable, p):
+    """hosts mode pins every machine's own sshd host keys: a machine where none was read cannot be pinned."""
+    for host in usable:
+        facts = facts_by_host[host]
+        if facts.get("host_keys"):
+            continue
+        files = facts.get("host_key_files") or {}
+        named = files.get("paths") or []
+        where = ("the HostKey files sshd -T names (%s) have no readable .pub half" % ", ".join(named) if named
+                 else "sshd -T named none and /etc/ssh/ssh_host_{ed25519,ecdsa,rsa}_key.pub are missing or unreadable")
+        p.add("inventory_hostname", host,
+              "No SSH host key was read on host %s: %s. known_hosts cannot pin %s, so every login of the ranks "
+              "to it would be refused (host key checking stays on)." % (host, where, host),
+              "Create the host keys on %s (ssh-keygen -A, then restart its sshd), or put each HostKey's public "
+              "half beside it (ssh-keygen -y -f <key> > <key>.pub), then run again." % host)
 
 
 def _check_fabric(facts_by_host, usable, settings, nodes, p):
@@ -319,6 +346,15 @@ def _check_gpus(facts_by_host, usable, settings, nodes, p):
             continue
         if not gpus or machine not in usable:
             continue
+        hook = ((facts_by_host[machine].get("docker") or {}).get("gpu_hook") or {})
+        if mode == "docker_per_host" and hook.get("checked") and not hook.get("path"):
+            p.add("node_gpus (%s)" % name, gpus,
+                  "Node %s asks for GPUs %s, but the docker daemon of host %s cannot give a container GPUs: "
+                  "nvidia-container-runtime-hook is not on its PATH (%s), so docker would refuse the node "
+                  "container's GPU request (could not select device driver \"\" with capabilities: [[gpu]])."
+                  % (name, ", ".join(map(str, gpus)), machine, hook.get("search_path")),
+                  "Install the NVIDIA Container Toolkit (nvidia-container-toolkit) on %s and restart docker there "
+                  "(systemctl restart docker), or set node_gpus: [] on %s." % (machine, name))
         have = facts_by_host[machine].get("gpus") or []
         missing = [g for g in gpus if g not in have]
         if missing:
@@ -444,6 +480,7 @@ def hosts_problems(facts_by_host, settings, nodes):
     usable = _reachability(facts_by_host, machines(nodes, mode), p)
     if mode == "hosts":
         _check_stack(facts_by_host, usable, settings, p)
+        _check_host_keys(facts_by_host, usable, p)
     _check_identity(facts_by_host, usable, settings, nodes, p)
     _check_fabric(facts_by_host, usable, settings, nodes, p)
     _check_probes(facts_by_host, usable, settings, nodes, p)

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import re
+
 from mpi_trt_ansible.inventory import node_list
 
 DOCUMENTATION = ""
@@ -20,6 +22,22 @@ def docker_ulimits(limits):
         value = str(limits[name])
         out.append("%s:%s" % (name, value if ":" in value else "%s:%s" % (value, value)))
     return out
+
+
+_OMPI_RELEASE = re.compile(r"(?m)^(?:ompi:version:full:|\S+ \(Open MPI\) |Open MPI v?)(\d+)\.(\d+)\S*")
+
+
+def openmpi_release(text, image=""):
+    """``ompi_info --parsable --version`` (or ``mpirun --version``) output -> ``{image, version, major}``.
+
+    What the node image role records about an image's Open MPI; version and major are None when the
+    output names no Open MPI (another MPI, or none).
+    """
+    match = _OMPI_RELEASE.search(str(text or ""))
+    if not match:
+        return {"image": image, "version": None, "major": None}
+    version = match.group(0).split(":")[-1].split()[-1].lstrip("v")
+    return {"image": image, "version": version, "major": int(match.group(1))}
 
 
 def cluster_node_list(names, hostvars):
@@ -70,4 +88,4 @@ def node_container_specs(nodes, image, network, binds, hash_files, shm_size=None
 class FilterModule(object):
     def filters(self):
         return {"docker_ulimits": docker_ulimits, "cluster_node_list": cluster_node_list, "node_refs": node_refs,
-                "node_container_specs": node_container_specs}
+                "node_container_specs": node_container_specs, "openmpi_release": openmpi_release}

@@ -28,7 +28,7 @@ HOST_KEY_TYPES = ("ed25519", "ecdsa", "rsa")
 PYTHON_PROBE = r"""
 import json, platform, sys
 out = {"version": platform.python_version(), "executable": sys.executable, "mpi4py": {"found": False},
-       "tensorrt_llm": None}
+       "tensorrt_llm": None, "venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix)}
 try:
     import mpi4py
     mpi4py.rc.initialize = False
@@ -124,15 +124,78 @@ def parse_nvidia_smi_index(text):
     return [int(line.strip()) for line in (text or "").splitlines() if line.strip().isdigit()]
 
 
-def host_keys(read, types=HOST_KEY_TYPES, directory="/etc/ssh"):
-    """``["ssh-ed25519 AAAA...", ...]`` of the machine's sshd host keys (``read(path)`` -> text or None)."""
-    keys = []
-    for kind in types:
-        text = read(os.path.join(directory, "ssh_host_%s_key.pub" % kind))
+def parse_sshd_hostkeys(text):
+    """``sshd -T`` output -> the private host key paths of its ``hostkey`` lines, in order, each once."""
+    paths = []
+    for line in (text or "").splitlines():
+        fields = line.split(None, 1)
+        if len(fields) == 2 and fields[0].lower() == "hostkey" and fields[1].strip() not in paths:
+            paths.append(fields[1].strip())
+    return paths
+
+
+def default_host_key_paths(types=HOST_KEY_TYPES, directory="/etc/ssh"):
+    """The host keys sshd uses when its configuration names none (OpenSSH's defaults)."""
+    return [os.path.join(directory, "ssh_host_%s_key" % kind) for kind in types]
+
+
+def host_keys(read, paths=None, types=HOST_KEY_TYPES, directory="/etc/ssh"):
+    """``["ssh-ed25519 AAAA...", ...]`` of the machine's sshd host keys (``read(path)`` -> text or None).
+
+    ``paths``: the private keys sshd uses (``sshd -T``); their ``.pub`` halves are read. None: the
+    default ``<directory>/ssh_host_<type>_key`` of every type.
+    """
+    return host_key_files(read, paths, types, directory)[0]
+
+
+def host_key_files(read, paths=None, types=HOST_KEY_TYPES, directory="/etc/ssh"):
+    """``(keys, files)``: the public keys read and the private key path of each (``paths`` as in host_keys)."""
+    keys, files = [], []
+    for path in default_host_key_paths(types, directory) if paths is None else paths:
+        text = read(path if path.endswith(".pub") else path + ".pub")
         fields = (text or "").split()
-        if len(fields) >= 2 and fields[0].startswith(("ssh-", "ecdsa-")):
-            keys.append("%s %s" % (fields[0], fields[1]))
-    return keys
+        if len(fields) >= 2 and fields[0].startswith(("ssh-", "ecdsa-", "sk-")):
+            key = "%s %s" % (fields[0], fields[1])
+            if key not in keys:
+                keys.append(key)
+                files.append(path[:-4] if path.endswith(".pub") else path)
+    return keys, files
+
+
+# Docker's --gpus (a DeviceRequest with driver "nvidia", what node containers ask for) works only where the
+# daemon found this program on its PATH when it started (moby daemon/nvidia_linux.go); systemd starts
+# dockerd with the default PATH below unless its unit sets another.
+NVIDIA_HOOK = "nvidia-container-runtime-hook"
+DEFAULT_DAEMON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def environ_path(environ):
+    """PATH from a ``/proc/<pid>/environ`` (NUL-separated bytes or text); None when it has none."""
+    if isinstance(environ, bytes):
+        environ = environ.decode("utf-8", "replace")
+    for item in (environ or "").split("\0"):
+        if item.startswith("PATH="):
+            return item[len("PATH="):]
+    return None
+
+
+def find_in_path(name, search_path, is_executable=None):
+    """The first ``<dir>/<name>`` of ``search_path`` that is executable, else None."""
+    is_executable = is_executable or (lambda path: os.path.isfile(path) and os.access(path, os.X_OK))
+    for directory in (search_path or "").split(":"):
+        if directory and is_executable(os.path.join(directory, name)):
+            return os.path.join(directory, name)
+    return None
+
+
+def gpu_hook(environ, is_executable=None):
+    """Whether a docker daemon with this environment can give containers NVIDIA GPUs:
+    ``{checked, path, search_path}`` (``environ`` None: no daemon found, nothing checked)."""
+    if environ is None:
+        return {"checked": False, "path": None, "search_path": None}
+    search_path = environ_path(environ) or DEFAULT_DAEMON_PATH
+    return {"checked": True, "path": find_in_path(NVIDIA_HOOK, search_path, is_executable),
+            "search_path": search_path}
 
 
 def classify_connect_error(exc):

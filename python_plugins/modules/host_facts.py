@@ -17,8 +17,9 @@ description:
     installed C(tensorrt_llm) version (package metadata, no import).
   - Reads the IPv4 addresses (C(ip -j -4 addr)) and where O(fabric_ip) sits, the memlock limit of the MPI
     account's sessions (C(sudo -u) applies its PAM limits, as sshd does), the size of C(/dev/shm), the GPU ids
-    C(nvidia-smi) lists, the sshd host keys (C(/etc/ssh/ssh_host_*_key.pub)), the MPI account, and optionally
-    the docker daemon's grantable limits.
+    C(nvidia-smi) lists, the sshd host keys (the C(HostKey) files C(sshd -T) names, else
+    C(/etc/ssh/ssh_host_*_key); their C(.pub) halves), the MPI account, and optionally the docker daemon's
+    grantable limits.
   - From this machine, opens a TCP connection to every O(probes) address (the launcher reaching the nodes).
   - Fingerprints every O(hash_dirs) directory (relative paths, sizes and sha256 of every file); a cache file
     keyed by size, mtime and inode keeps unchanged files from being read again.
@@ -70,7 +71,10 @@ options:
     type: path
     default: /var/cache/mtrt/dirhash.json
   docker_limits:
-    description: Also read the docker daemon's capabilities and hard limits (what a container can be granted).
+    description: >-
+      Also read the docker daemon's hard limits (what a container can be granted) and whether it can give a
+      container NVIDIA GPUs (C(nvidia-container-runtime-hook) on the daemon's C(PATH), which docker's C(--gpus)
+      needs).
     type: bool
     default: false
   timeout_s:
@@ -116,7 +120,9 @@ openmpi:
   type: dict
   sample: {found: true, mpirun: /usr/bin/mpirun, version: 4.1.4, major: 4}
 python:
-  description: C({found, path, version, mpi4py {found, version, mpi_library, vendor}, tensorrt_llm, error}).
+  description: >-
+    C({found, path, version, mpi4py {found, version, mpi_library, vendor}, tensorrt_llm, venv, error});
+    C(venv) is true for a virtual environment (its C(sys.prefix) is not the base interpreter's).
   returned: always
   type: dict
 memlock:
@@ -133,10 +139,16 @@ gpus:
   type: list
   elements: int
 host_keys:
-  description: The sshd host public keys, C(type base64) each.
+  description: The sshd host public keys, C(type base64) each ([] when none could be read).
   returned: always
   type: list
   elements: str
+host_key_files:
+  description: >-
+    C({source, paths, read}): where the key list came from (C(sshd -T), or C(default) when it gave none),
+    the private keys named there, and those whose public half was read (the same order as RV(host_keys)).
+  returned: always
+  type: dict
 user:
   description: C({name, exists, uid, home}) of O(user).
   returned: always
@@ -155,7 +167,10 @@ paths:
   returned: always
   type: dict
 docker:
-  description: C({grantable}) hard limits the docker daemon can give a container ({} when it can raise any); with O(docker_limits).
+  description: >-
+    With O(docker_limits): C(grantable), the hard limits the docker daemon can give a container ({} when it can
+    raise any), and C(gpu_hook) C({checked, path, search_path}), where the daemon finds
+    C(nvidia-container-runtime-hook) (path null: nowhere on its PATH; checked false: no daemon found).
   returned: always
   type: dict
 duration_s:
@@ -176,8 +191,9 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.mtrt_fileio import atomic_write
 from ansible.module_utils.mtrt_hostfacts import (
-    PYTHON_PROBE, fabric_of, host_keys, parse_ip_addr_json, parse_ip_addr_oneline, parse_nvidia_smi_index,
-    parse_ompi_version, parse_python_probe, parse_ulimit_l, probe_tcp, rlimit_value, shm_size, tree_hash)
+    PYTHON_PROBE, fabric_of, gpu_hook, host_key_files, parse_ip_addr_json, parse_ip_addr_oneline, parse_nvidia_smi_index,
+    parse_ompi_version, parse_python_probe, parse_sshd_hostkeys, parse_ulimit_l, probe_tcp, rlimit_value, shm_size,
+    tree_hash)
 from ansible.module_utils.mtrt_proc import run_bounded, tail
 from ansible.module_utils.mtrt_preflight_facts import grantable_ulimits
 
@@ -222,7 +238,7 @@ def _python(python, timeout_s):
         out["error"] = "%s failed: %s" % (path, tail(run["stderr"], 3) or "rc=%s" % run["rc"])
         return out
     out.update(found=True, version=parsed.get("version"), mpi4py=parsed.get("mpi4py") or {"found": False},
-               tensorrt_llm=parsed.get("tensorrt_llm"))
+               tensorrt_llm=parsed.get("tensorrt_llm"), venv=bool(parsed.get("venv")))
     return out
 
 
@@ -258,11 +274,33 @@ def _gpus(timeout_s):
     return parse_nvidia_smi_index(run["stdout"]) if run["rc"] == 0 else []
 
 
-def _dockerd_limits():
+def _host_keys(timeout_s):
+    """The sshd's host keys: the HostKey files ``sshd -T`` names, else OpenSSH's default paths."""
+    sshd = shutil.which("sshd") or ("/usr/sbin/sshd" if os.access("/usr/sbin/sshd", os.X_OK) else None)
+    paths = []
+    if sshd:
+        run = run_bounded([sshd, "-T"], timeout_s)
+        paths = parse_sshd_hostkeys(run["stdout"]) if run["rc"] == 0 else []
+    keys, files = host_key_files(_read, paths or None)
+    return keys, {"source": "sshd -T" if paths else "default", "paths": paths or None, "read": files}
+
+
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _dockerd():
+    """The docker daemon's grantable limits and whether it finds the NVIDIA hook ({} and unchecked: no daemon)."""
     for pid in os.listdir("/proc"):
         if pid.isdigit() and (_read("/proc/%s/comm" % pid) or "").strip() == "dockerd":
-            return grantable_ulimits(_read("/proc/%s/status" % pid), _read("/proc/%s/limits" % pid))
-    return {}
+            environ = _read_bytes("/proc/%s/environ" % pid)
+            return {"grantable": grantable_ulimits(_read("/proc/%s/status" % pid), _read("/proc/%s/limits" % pid)),
+                    "gpu_hook": gpu_hook(environ if environ is not None else b"")}
+    return {"grantable": {}, "gpu_hook": gpu_hook(None)}
 
 
 def _user(name):
@@ -322,20 +360,22 @@ def main():
         ompi_job = pool.submit(_openmpi, params["mpirun"], timeout_s)
         python_job = pool.submit(_python, params["python"], timeout_s)
         gpus_job = pool.submit(_gpus, timeout_s)
+        keys_job = pool.submit(_host_keys, timeout_s)
         addresses = _addresses(timeout_s)
         memlock = _memlock(user["name"], user["exists"], timeout_s)
         dirs = _hash_dirs(params["hash_dirs"], params["hash_cache"], module.check_mode)
         probe_results = [dict(job.result(), name=p.get("name") or p.get("ip")) for p, job in zip(probes, probe_jobs)]
         openmpi, python, gpus = ompi_job.result(), python_job.result(), gpus_job.result()
+        keys, key_files = keys_job.result()
 
     module.exit_json(
         changed=False, mtrt_kind="host_facts", hostname=socket.gethostname(), addresses=addresses,
         fabric=fabric_of(addresses, params["fabric_ip"], params["fabric_ifname"] or None) if params["fabric_ip"]
         else {"ip": "", "present": None, "ifname": None, "ifname_addresses": []},
         openmpi=openmpi, python=python, memlock=memlock, shm=shm_size(), gpus=gpus,
-        host_keys=host_keys(_read), user=user, probes=probe_results, dirs=dirs,
+        host_keys=keys, host_key_files=key_files, user=user, probes=probe_results, dirs=dirs,
         paths={path: os.path.exists(path) for path in params["stat_paths"]},
-        docker={"grantable": _dockerd_limits()} if params["docker_limits"] else {},
+        docker=_dockerd() if params["docker_limits"] else {},
         duration_s=round(time.monotonic() - started, 3))
 
 

@@ -16,7 +16,8 @@ description:
     mpi4py (and the MPI it is linked to), Python and TensorRT-LLM present and the same on every host (with a
     per-host table); node_ip inside C(cluster_network_subnet) and an address of its own machine (and on
     C(node_fabric_ifname) when set); the launcher's machine reaching every node's node_ip on the SSH port;
-    memlock on GPU machines and C(/dev/shm); GPU ids each machine has; the MPI account; the hostfile name of
+    memlock on GPU machines and C(/dev/shm); GPU ids each machine has, and (V(docker_per_host)) a docker
+    daemon that can give them (C(nvidia-container-runtime-hook) on its PATH); the MPI account; host keys read on every machine (V(hosts)); the hostfile name of
     a node against its hostname; model and engine directories present and with the same content hash on every
     machine when no filesystem is shared; at most one host-network node container per docker host."
   - "Hosts mode, when the TensorRT-LLM stages will run (C(cluster_trtllm_enabled) V(true), or V(auto) with GPUs

@@ -7,8 +7,9 @@ same addresses and ports), so the node network here is a bridge (cluster_node_ne
 host-network branch is covered by tests/unit/test_docker_per_host_specs.py only. What this test runs for
 real: the preflight across the docker hosts, the node image check per docker host, the files each docker
 host's container mounts (from its own directory, hash-checked), one node_containers run per docker host
-scoped to its own container, sshd on the non-default port bound to node_ip, hello across the three, a
-second run with changed=0, the refusal of two host-network containers on one machine, and teardown per
+scoped to its own container, sshd on the non-default port bound to node_ip, hello across the three, each
+machine's nccl.conf as every rank sees it (also those started over sshd), the node image's Open MPI line
+recorded once and the runtime pinning it selects, a second run with changed=0, the refusal of two host-network containers on one machine, and teardown per
 docker host. Runs only with ``MTRT_INTEGRATION=1``. Names: containers mtrt-mh-n1..3, network mtrt-mh-dph
 (10.77.3.0/24), cluster mtrt-mh-dph.
 """
@@ -113,6 +114,26 @@ def test_bring_up_one_node_container_per_docker_host(cluster):
         assert "Port 2233" in config and config.rstrip().endswith("ListenAddress %s" % ip)
     ssh = docker("exec", "mtrt-mh-n1", "sh", "-c", "ssh -G mtrt-mh-n3 | grep -E '^(hostname|port|stricthost)'")
     assert ssh.stdout.split() == ["hostname", "10.77.3.13", "port", "2233", "stricthostkeychecking", "true"]
+    # NCCL's interface reaches every rank, also those mpirun starts over the containers' sshd (which get none of
+    # the container's environment): each machine's nccl.conf at /etc/nccl.conf, an exact name (eth0 on this bridge).
+    ranks = docker("exec", "mtrt-mh-n1", "timeout", "60", "mpirun", "--allow-run-as-root", "--hostfile",
+                   "/etc/mtrt/cluster/hostfile", "-np", "4", "sh", "-c",
+                   'echo "RANK $(hostname) ${NCCL_SOCKET_IFNAME:-unset} $(grep -v \'^#\' /etc/nccl.conf)"')
+    seen = sorted(line.split()[1:] for line in ranks.stdout.splitlines() if line.startswith("RANK "))
+    assert seen == sorted([name, "unset", "NCCL_SOCKET_IFNAME==eth0"] for name in
+                          ["mtrt-mh-n1", "mtrt-mh-n1", "mtrt-mh-n2", "mtrt-mh-n3"]), ranks.stdout + ranks.stderr
+    for name, (dh, _, _) in NODES.items():
+        conf = (tmp / dh / "cluster" / "nccl.conf").read_text()
+        assert conf.splitlines()[1:] == ["NCCL_SOCKET_IFNAME==eth0"], conf
+    # The node image's Open MPI, read once at stage 10: Debian 12's 4.1 keeps oob_tcp_if_include, and PRRTE's
+    # file (installed by the entrypoint) says so.
+    record = json.loads((tmp / "state" / CLUSTER / "image" / "openmpi.json").read_text())
+    image_id = json.loads(docker("image", "inspect", "mtrt-mh-node:" + CLUSTER).stdout)[0]["Id"]
+    assert record["image"] == image_id and record["major"] == 4 and record["version"].startswith("4."), record
+    mca = (tmp / "mh-dh2" / "cluster" / "mca-params.conf").read_text()
+    assert "oob_tcp_if_include = %s" % SUBNET in mca and "btl_tcp_if_include = %s" % SUBNET in mca
+    prte = docker("exec", "mtrt-mh-n2", "cat", "/root/.prte/mca-params.conf").stdout
+    assert prte.splitlines()[1].startswith("# Open MPI 4:"), prte
 
 
 def test_second_run_changes_nothing(cluster):

@@ -124,10 +124,79 @@ def test_host_networking_is_reachable_only_from_the_docker_per_host_play():
     from conftest import ROOT
     users = sorted(str(p.relative_to(ROOT)) for d in ("roles", "playbooks") for p in (ROOT / d).rglob("*.yml")
                    if "cluster_node_network" in p.read_text())
+    # docker_hosts only reads it (the interface nccl.conf names); no role but the play passes it to a container.
     assert users == ["playbooks/40_node_containers.yml", "roles/cluster/defaults/main/60-hosts.yml",
-                     "roles/cluster/meta/contract.yml", "roles/hosts_preflight/tasks/main.yml"]
+                     "roles/cluster/meta/contract.yml", "roles/docker_hosts/defaults/main.yml",
+                     "roles/hosts_preflight/tasks/main.yml"]
     plays = yaml.safe_load((ROOT / "playbooks/40_node_containers.yml").read_text())
     using = [p["name"] for p in plays if "cluster_node_network" in json.dumps(p)]
     assert using == ["Stage 40 - Node containers, one per machine (docker_per_host)"]
     (play,) = [p for p in plays if p["name"] == using[0]]
     assert "docker_hosts" in play["hosts"]  # preflight_stage_hosts.docker_hosts: [] outside docker_per_host
+
+
+def test_node_container_sshd_listens_on_its_port_and_node_ip_only(tmp_path):
+    """The sshd_config a docker host gives its node container: the cluster's key-only one (stage 30, roles/ssh_keys)
+    with port cluster_ssh_port (2233 by default in this mode, not the machine's 22) and, with host networking,
+    ListenAddress node_ip, so that the container's sshd does not answer on the machine's other addresses."""
+    import re
+
+    from conftest import ROOT
+    from templated_vars import templated
+
+    def sshd_config(**inventory):
+        value = templated("docker_per_host", roles=("ssh_keys", "docker_hosts"), inventory_hostname="dh2",
+                          cluster_network_subnet="10.0.0.0/24", cluster_state_dir=str(tmp_path), **inventory)
+        (tmp_path / "cluster").mkdir(exist_ok=True)
+        (tmp_path / "cluster" / "sshd_config").write_text(
+            value.render((ROOT / "roles/ssh_keys/templates/sshd_config.j2").read_text()))
+        return value("docker_hosts_sshd_config")
+
+    text = sshd_config()
+    assert re.findall(r"(?m)^Port .*$", text) == ["Port 2233"]
+    assert re.findall(r"(?m)^ListenAddress .*$", text) == ["ListenAddress 10.0.0.12"]  # dh2 runs n2
+    assert re.findall(r"(?m)^(?:PasswordAuthentication|PermitRootLogin|AllowUsers) .*$", text) == [
+        "PasswordAuthentication no", "PermitRootLogin prohibit-password", "AllowUsers root"]
+    assert re.findall(r"(?m)^Port .*$", sshd_config(cluster_ssh_port=2222)) == ["Port 2222"]
+
+
+def test_each_machine_s_nccl_conf_names_its_fabric_interface_exactly():
+    """NCCL pinning reaches every rank: ranks that mpirun starts over the container's sshd get none of the
+    container's environment, so each docker host writes NCCL_SOCKET_IFNAME==<ifname> (exact match, not a prefix)
+    into the nccl.conf its node container mounts at /etc/nccl.conf, which NCCL reads."""
+    from templated_vars import templated
+
+    handoff = {"n1": {"fabric_ifname": "ens1f0", "host_keys": [], "hostname": "gpu01"},
+               "n2": {"fabric_ifname": "ens2f0np0", "host_keys": [], "hostname": "gpu02"}}
+
+    def conf(host, **inventory):
+        value = templated("docker_per_host", roles=("docker_hosts",), inventory_hostname=host,
+                          cluster_network_subnet="10.0.0.0/24", localhost={"hosts_preflight_nodes": handoff},
+                          **inventory)
+        return value("docker_hosts_nccl_conf").splitlines()
+
+    assert conf("dh1") == ["# Managed by mpi-trt-ansible (roles/docker_hosts): NCCL sockets on the fabric "
+                           "interface of dh1.", "NCCL_SOCKET_IFNAME==ens1f0"]
+    assert conf("dh2")[1:] == ["NCCL_SOCKET_IFNAME==ens2f0np0"]
+    # A docker network standing in for the LAN: the container's only interface there is eth0.
+    assert conf("dh2", cluster_node_network="mtrt-test-lan")[1:] == ["NCCL_SOCKET_IFNAME==eth0"]
+    handoff["n1"]["fabric_ifname"] = ""
+    assert conf("dh1")[1:] == ["# The fabric interface is unknown: NCCL chooses."]
+
+
+def test_the_docker_per_host_play_mounts_nccl_conf_and_fingerprints_it():
+    import yaml
+    from conftest import ROOT
+    plays = yaml.safe_load((ROOT / "playbooks/40_node_containers.yml").read_text())
+    (play,) = [p for p in plays if "docker_per_host" in p["name"]]
+    (task,) = [t for t in play["tasks"] if (t.get("ansible.builtin.include_role") or {}).get("name") ==
+               "node_containers"]
+    args = task["vars"]
+    assert args["node_containers_state_dir"] == "{{ docker_dir | default(cluster_hosts_dir) }}"
+    assert args["node_containers_extra_binds"] == ["{{ node_containers_state_dir }}/cluster/nccl.conf:/etc/nccl.conf:ro"]
+    assert "{{ node_containers_state_dir }}/cluster/nccl.conf" in args["node_containers_extra_hash_files"]
+    assert "NCCL_SOCKET_IFNAME" not in json.dumps(args)  # no environment that only the launcher's processes see
+    # What docker receives for such a bind.
+    spec = host_spec(binds=BINDS + ["/etc/mtrt/c/cluster/nccl.conf:/etc/nccl.conf:ro"], env_by_node={})
+    hc = create_body(spec, "c1", fingerprint_doc(spec, "sha256:img", {}))["HostConfig"]
+    assert "/etc/mtrt/c/cluster/nccl.conf:/etc/nccl.conf:ro" in hc["Binds"]

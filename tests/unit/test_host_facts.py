@@ -69,6 +69,7 @@ def test_python_probe_runs_in_this_interpreter():
     assert facts["version"] == "%d.%d.%d" % sys.version_info[:3]
     assert facts["executable"] == sys.executable
     assert "found" in facts["mpi4py"] and facts["tensorrt_llm"] is None
+    assert facts["venv"] is (sys.prefix != sys.base_prefix)  # the tests run in the project's .venv
 
 
 def test_host_keys_only_public_keys_of_known_types(tmp_path):
@@ -76,6 +77,43 @@ def test_host_keys_only_public_keys_of_known_types(tmp_path):
     (tmp_path / "ssh_host_rsa_key.pub").write_text("garbage\n")
     read = lambda p: open(p).read() if os.path.exists(p) else None  # noqa: E731
     assert hf.host_keys(read, directory=str(tmp_path)) == ["ssh-ed25519 AAAAC3Nz"]
+
+
+def test_host_key_paths_from_captured_sshd_t():
+    """sshd -T (OpenSSH 9.2, Debian 12) lists the HostKey files sshd really uses: its defaults, or only those
+    the configuration names (here one in /etc/ssh/keys, from sshd_config.d)."""
+    assert hf.parse_sshd_hostkeys((FIX / "sshd_T_bookworm_default.txt").read_text()) == [
+        "/etc/ssh/ssh_host_rsa_key", "/etc/ssh/ssh_host_ecdsa_key", "/etc/ssh/ssh_host_ed25519_key"]
+    assert hf.parse_sshd_hostkeys((FIX / "sshd_T_bookworm_custom_hostkey.txt").read_text()) == [
+        "/etc/ssh/keys/host_ed25519"]
+    # hostkeyagent and hostkeyalgorithms are other keywords; a failed sshd -T prints none.
+    assert hf.parse_sshd_hostkeys("hostkeyagent none\nhostkeyalgorithms ssh-ed25519\n") == []
+    assert hf.parse_sshd_hostkeys("sshd: no hostkeys available -- exiting.\n") == []
+
+
+def test_host_keys_read_from_the_files_sshd_names(tmp_path):
+    (tmp_path / "host_ed25519.pub").write_text("ssh-ed25519 AAAAcustom root@gpu01\n")
+    (tmp_path / "ssh_host_ed25519_key.pub").write_text("ssh-ed25519 AAAAdefault root@gpu01\n")
+    read = lambda p: open(p).read() if os.path.exists(p) else None  # noqa: E731
+    named = [str(tmp_path / "host_ed25519"), str(tmp_path / "missing_rsa")]
+    assert hf.host_key_files(read, named) == (["ssh-ed25519 AAAAcustom"], [str(tmp_path / "host_ed25519")])
+    # No paths from sshd -T: OpenSSH's default files.
+    assert hf.host_keys(read, None, directory=str(tmp_path)) == ["ssh-ed25519 AAAAdefault"]
+    assert hf.host_key_files(read, [str(tmp_path / "missing_rsa")]) == ([], [])
+
+
+def test_the_docker_daemon_s_gpu_hook_is_looked_up_on_its_own_path(tmp_path):
+    hook = tmp_path / "sbin" / "nvidia-container-runtime-hook"
+    hook.parent.mkdir()
+    hook.write_text("#!/bin/sh\n")
+    hook.chmod(0o755)
+    environ = b"LANG=C\0PATH=/nonexistent:%s\0NOTIFY_SOCKET=/run/systemd/notify\0" % str(hook.parent).encode()
+    assert hf.environ_path(environ) == "/nonexistent:%s" % hook.parent
+    assert hf.gpu_hook(environ) == {"checked": True, "path": str(hook), "search_path": "/nonexistent:%s" % hook.parent}
+    # A daemon without PATH in its environment gets systemd's default one; no daemon: not checked.
+    assert hf.gpu_hook(b"LANG=C\0", is_executable=lambda p: False) == {
+        "checked": True, "path": None, "search_path": hf.DEFAULT_DAEMON_PATH}
+    assert hf.gpu_hook(None) == {"checked": False, "path": None, "search_path": None}
 
 
 def _tree(root, files):
@@ -156,3 +194,22 @@ def test_module_without_open_mpi_says_so(run_module, tmp_path, monkeypatch):
     assert result["openmpi"] == {"found": False, "mpirun": None, "ompi_info": None, "version": None,
                                  "major": None, "error": "mpirun-missing is not on PATH"}
     assert result["fabric"]["present"] is None
+
+
+def test_module_reads_the_host_keys_sshd_t_names(run_module, tmp_path, monkeypatch):
+    """An sshd whose configuration names its own HostKey file: the module pins that key, not /etc/ssh's."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "host_ed25519.pub").write_text("ssh-ed25519 AAAAfromsshdT root@gpu01\n")
+    (bin_dir / "sshd").write_text("#!/bin/sh\n[ \"$1\" = -T ] || exit 2\necho 'port 22'\n"
+                                  "echo 'hostkey %s'\n" % (tmp_path / "host_ed25519"))
+    (bin_dir / "sshd").chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
+    result = run_module(host_facts, {"python": sys.executable, "hash_cache": ""})
+    assert result["host_keys"] == ["ssh-ed25519 AAAAfromsshdT"]
+    assert result["host_key_files"] == {"source": "sshd -T", "paths": [str(tmp_path / "host_ed25519")],
+                                        "read": [str(tmp_path / "host_ed25519")]}
+    # An sshd -T that fails (no readable key as a non-root user): the default paths are read instead.
+    (bin_dir / "sshd").write_text("#!/bin/sh\necho 'sshd: no hostkeys available -- exiting.' >&2\nexit 1\n")
+    result = run_module(host_facts, {"python": sys.executable, "hash_cache": ""})
+    assert result["host_key_files"]["source"] == "default" and result["host_key_files"]["paths"] is None

@@ -3,41 +3,19 @@
 the modes over several machines get theirs; the hosts_preflight action's result; and the copies every
 machine gets in hosts mode cover every script a stage deploys."""
 
-import pathlib
-
 import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import filter_loader, init_plugin_loader
+from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar, trust_as_template
 from conftest import ROOT, load_action
+from templated_vars import templated
 
 hosts_preflight = load_action("hosts_preflight")
 
 
-def _trust(value):
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, list):
-        return [_trust(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _trust(v) for k, v in value.items()}
-    return value
-
-
 def defaults(mode, localhost=None, **inventory):
-    init_plugin_loader()
-    filter_loader.add_directory(str(ROOT / "python_plugins" / "filter"))
-    merged = {}
-    for path in sorted((ROOT / "roles" / "cluster" / "defaults" / "main").glob("*.yml")):
-        merged.update(yaml.safe_load(path.read_text()) or {})
-    variables = _trust(merged)
-    nodes = {"n1": {"node_ip": "10.0.0.11", "node_docker_host": "dh1"},
-             "n2": {"node_ip": "10.0.0.12", "node_docker_host": "dh2"}}
-    variables.update(cluster_mode=mode, groups={"nodes": list(nodes)}, inventory_hostname="n1",
-                     hostvars=dict(nodes, localhost=localhost or {}), **inventory)
-    templar = Templar(loader=DataLoader(), variables=variables)
-    return lambda name: templar.template(variables[name])
+    return templated(mode, localhost=localhost, **inventory)
 
 
 def test_docker_mode_keeps_its_values():
@@ -127,3 +105,90 @@ def test_report_shows_the_versions_table_of_the_machines():
     assert title == "Preflight across hosts"
     assert "Preflight across 2 machine(s) (hosts mode) found 1 problem(s)." in md
     assert "| gpu02 | 5.0.3 |" in md and "Open MPI differs between hosts" in md and "Fix: Install" in md
+
+
+@pytest.mark.parametrize("mode,disabled", [("docker", True), ("local", True), ("hosts", False),
+                                           ("docker_per_host", False)])
+def test_nccl_infiniband_is_disabled_only_on_one_machine(mode, disabled):
+    """Containers on one docker host have no InfiniBand; between real servers NCCL must be free to use it."""
+    value = defaults(mode, cluster_network_subnet="10.0.0.0/24")
+    assert value("cluster_trtllm_nccl_ib_disable") is disabled
+    init_plugin_loader()
+    role = yaml.safe_load((ROOT / "roles/trtllm_inference/defaults/main.yml").read_text())
+    env = Templar(loader=DataLoader(), variables={
+        "cluster_trtllm_nccl_socket_ifname": "", "cluster_trtllm_env": {},
+        "cluster_trtllm_nccl_ib_disable": disabled}).template(trust_as_template(role["trtllm_inference_env"]))
+    assert ("NCCL_IB_DISABLE" in env) is disabled
+
+
+def test_dedicated_sshd_serves_the_host_keys_sshd_t_named():
+    """cluster_hosts_sshd: dedicated. Its HostKey lines are the files the machine's sshd -T named (whose public
+    halves known_hosts pins), so both sshds present the same identity."""
+    import re
+    facts = {"host_key_files": {"source": "sshd -T", "paths": ["/etc/ssh/keys/host_ed25519", "/etc/ssh/keys/rsa"],
+                                "read": ["/etc/ssh/keys/host_ed25519"]}, "host_keys": ["ssh-ed25519 AAAA"]}
+    value = templated("hosts", roles=("mpi_hosts",), cluster_network_subnet="10.0.0.0/24",
+                      hosts_preflight_facts=facts, cluster_ssh_port=2233)
+    text = value.render((ROOT / "roles/mpi_hosts/templates/sshd_config.j2").read_text())
+    assert re.findall(r"(?m)^(?:HostKey|Port|ListenAddress) .*$", text) == [
+        "Port 2233", "ListenAddress 10.0.0.11", "HostKey /etc/ssh/keys/host_ed25519"]
+
+
+@pytest.mark.parametrize("major", [4, 5])
+def test_hosts_mode_prte_params_for_the_open_mpi_line(major):
+    """~/.prte/mca-params.conf of the MPI account: Open MPI 5's runtime (PRRTE) pinned to the fabric; a comment
+    only on Open MPI 4, whose runtime takes oob_tcp_if_include from ~/.openmpi/mca-params.conf."""
+    value = templated("hosts", roles=("mpi_hosts",), localhost={"hosts_preflight_openmpi_major": major},
+                      cluster_network_subnet="10.0.0.0/24")
+    lines = value("mpi_hosts_prte_params").splitlines()
+    assert lines[0] == "# Managed by mpi-trt-ansible (roles/mpi_hosts): the Open MPI 5 runtime (PRRTE) on the fabric."
+    if major == 5:
+        assert lines[1:] == ["prte_if_include = 10.0.0.0/24"]
+        assert "oob_tcp_if_include" not in value("cluster_mpi_mca_effective")
+    else:
+        assert lines[1:] == ["# Open MPI 4: its runtime reads oob_tcp_if_include from ~/.openmpi/mca-params.conf"]
+        assert value("cluster_mpi_mca_effective")["oob_tcp_if_include"] == "10.0.0.0/24"
+
+
+@pytest.mark.parametrize("record,major", [(None, 4), ({"image": "sha256:a", "version": "4.1.4", "major": 4}, 4),
+                                          ({"image": "sha256:b", "version": "5.0.7", "major": 5}, 5),
+                                          ({"image": "sha256:c", "version": None, "major": None}, 4)])
+def test_docker_per_host_pins_the_runtime_for_the_node_image_s_open_mpi(tmp_path, record, major):
+    """docker_per_host: the node image's Open MPI line (stage 10's record; 4 while there is none) decides between
+    oob_tcp_if_include (Open MPI 4) and PRRTE's prte_if_include (Open MPI 5, in the file the entrypoint installs)."""
+    import json
+    if record is not None:
+        (tmp_path / "image").mkdir()
+        (tmp_path / "image" / "openmpi.json").write_text(json.dumps(record))
+    value = templated("docker_per_host", roles=("docker_hosts", "node_image"), inventory_hostname="dh1",
+                      cluster_network_subnet="10.0.0.0/24", cluster_state_dir=str(tmp_path),
+                      localhost={"hosts_preflight_openmpi_major": 9})  # the docker hosts' own Open MPI is not the image's
+    assert value("node_image_openmpi_file") == value("cluster_node_image_openmpi_file") == \
+        str(tmp_path / "image" / "openmpi.json")
+    assert value("cluster_hosts_openmpi_major") == major
+    mca = value("cluster_mpi_mca_effective")
+    assert mca["btl_tcp_if_include"] == "10.0.0.0/24" and mca["btl_vader_single_copy_mechanism"] == "none"
+    assert ("oob_tcp_if_include" in mca) is (major == 4)
+    prte = value("docker_hosts_prte_params").splitlines()
+    assert prte[0].startswith("# Managed by mpi-trt-ansible (roles/docker_hosts)")
+    assert prte[1:] == (["prte_if_include = 10.0.0.0/24"] if major == 5 else
+                        ["# Open MPI 4: its runtime reads oob_tcp_if_include from ~/.openmpi/mca-params.conf"])
+    assert value("node_image_read_openmpi") is True
+
+
+def test_other_modes_do_not_read_the_node_image_s_open_mpi():
+    for mode in ("docker", "local", "hosts"):
+        value = templated(mode, roles=("node_image",), cluster_network_subnet="10.0.0.0/24")
+        assert value("node_image_read_openmpi") is False and value("cluster_prte_mca_effective") == {}
+
+
+@pytest.mark.parametrize("text,version,major", [
+    ("ompi:version:full:4.1.4\n", "4.1.4", 4),
+    ("mpirun (Open MPI) 5.0.7\n\nReport bugs to https://www.open-mpi.org/community/help/\n", "5.0.7", 5),
+    ("Open MPI v5.0.3\n", "5.0.3", 5),
+    ("HYDRA build details:\n    Version: 4.1.2\n", None, None),
+    ("", None, None),
+])
+def test_node_image_open_mpi_record(text, version, major):
+    from mtrt import openmpi_release
+    assert openmpi_release(text, "sha256:x") == {"image": "sha256:x", "version": version, "major": major}

@@ -278,6 +278,28 @@ def test_uids_must_agree_on_a_shared_filesystem():
                     "1002 on mh-host3."
 
 
+def test_a_machine_without_readable_host_keys_is_named():
+    facts, settings, nodes = case()
+    facts["mh-host2"]["host_keys"] = []
+    facts["mh-host2"]["host_key_files"] = {"source": "default", "paths": None, "read": []}
+    facts["mh-host3"]["host_keys"] = []
+    facts["mh-host3"]["host_key_files"] = {"source": "sshd -T", "paths": ["/etc/ssh/keys/host_ed25519"], "read": []}
+    found = problems(facts, settings, nodes)
+    assert [(p["variable"], p["value"]) for p in found] == [("inventory_hostname", "mh-host2"),
+                                                            ("inventory_hostname", "mh-host3")]
+    assert found[0]["message"] == (
+        "No SSH host key was read on host mh-host2: sshd -T named none and "
+        "/etc/ssh/ssh_host_{ed25519,ecdsa,rsa}_key.pub are missing or unreadable. known_hosts cannot pin mh-host2, "
+        "so every login of the ranks to it would be refused (host key checking stays on).")
+    assert "the HostKey files sshd -T names (/etc/ssh/keys/host_ed25519) have no readable .pub half" in \
+        found[1]["message"]
+    assert found[1]["fix"].startswith("Create the host keys on mh-host3 (ssh-keygen -A")
+    # docker_per_host gives every node container a generated host key: the machines' own are not needed.
+    dfacts, dsettings, dnodes = dph_case()
+    dfacts["dh1"]["host_keys"] = []
+    assert problems(dfacts, dsettings, dnodes) == []
+
+
 def dph_case():
     """docker_per_host: two nodes on docker hosts dh1 and dh2 (the facts of sim-hosts 1 and 2)."""
     facts, settings, nodes = case()
@@ -332,3 +354,43 @@ def test_handoff_and_open_mpi_line():
     facts["mh-host2"]["openmpi"]["major"] = 5
     assert hosts.openmpi_major(facts) is None
     assert hosts.machines([dict(n, docker_host="dh") for n in nodes], "docker_per_host") == ["dh"]
+
+
+def test_docker_host_without_the_nvidia_hook_cannot_run_gpu_nodes():
+    facts, settings, nodes = dph_case()
+    nodes[0]["gpus"], nodes[1]["gpus"] = [0, 1], [0]
+    facts["dh1"]["gpus"] = facts["dh2"]["gpus"] = [0, 1]
+    facts["dh1"]["docker"]["gpu_hook"] = {"checked": True, "path": "/usr/bin/nvidia-container-runtime-hook",
+                                          "search_path": "/usr/bin"}
+    facts["dh2"]["docker"]["gpu_hook"] = {"checked": True, "path": None,
+                                          "search_path": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"}
+    (found,) = problems(facts, settings, nodes)
+    assert (found["variable"], found["value"]) == ("node_gpus (mh-host2)", [0])
+    assert found["message"].startswith(
+        "Node mh-host2 asks for GPUs 0, but the docker daemon of host dh2 cannot give a container GPUs: "
+        "nvidia-container-runtime-hook is not on its PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin)")
+    assert found["fix"] == ("Install the NVIDIA Container Toolkit (nvidia-container-toolkit) on dh2 and restart "
+                            "docker there (systemctl restart docker), or set node_gpus: [] on mh-host2.")
+    # No GPUs asked, or no daemon found to check: nothing to say.
+    nodes[1]["gpus"] = []
+    assert problems(facts, settings, nodes) == []
+    nodes[1]["gpus"] = [0]
+    facts["dh2"]["docker"]["gpu_hook"] = {"checked": False, "path": None, "search_path": None}
+    assert problems(facts, settings, nodes) == []
+
+
+def test_a_virtual_environment_without_mpi4py_is_not_fixed_by_the_package():
+    """Debian's python3-mpi4py (cluster_hosts_install_mpi) lands in the system python3's dist-packages, which a
+    virtual environment does not see: the preflight says so before anything is installed."""
+    facts, settings, nodes = case()
+    settings.update(install_mpi=True, python="/opt/trtllm/venv/bin/python3")
+    facts["mh-host2"]["python"].update(mpi4py={"found": False, "error": "ModuleNotFoundError"}, venv=True,
+                                       path="/opt/trtllm/venv/bin/python3")
+    (found,) = problems(facts, settings, nodes)
+    assert (found["variable"], found["value"]) == ("cluster_mpi_python", "/opt/trtllm/venv/bin/python3")
+    assert found["message"] == (
+        "Host mh-host2: the ranks' interpreter /opt/trtllm/venv/bin/python3 is a virtual environment without "
+        "mpi4py; the package cluster_hosts_install_mpi installs (python3-mpi4py) serves the system python3 only.")
+    assert "--no-binary mpi4py" in found["fix"] and "--system-site-packages" in found["fix"]
+    facts["mh-host2"]["python"]["venv"] = False  # the system interpreter: installing the package is the fix
+    assert problems(facts, settings, nodes) == []
