@@ -195,8 +195,8 @@ def check_values(values, specs, where="in the inventory or with -e", host=None):
 def one_view(host_values, defaults):
     """Cluster-wide variables (``cluster_*``) that do not have one value for every host.
 
-    ``host_values``: {host: {variable: value}} as each host's inventory (and -e) sets them, the
-    controller (localhost) among them; ``defaults``: the project defaults, which a host that
+    ``host_values``: {host: {variable: value}} as each host's inventory (and -e) sets them, for every
+    host a play targets (the nodes, the docker hosts, the controller: ``inventory.play_hosts``); ``defaults``: the project defaults, which a host that
     sets nothing gets. One problem per variable, naming every value
     and the hosts that have it.
     """
@@ -224,5 +224,5 @@ def one_view(host_values, defaults):
             "message": "%s differs between hosts: %s. Every play must see one value (the network is built "
                        "from one, mpirun would use another)." % (name, shown),
             "fix": "Set %s once for the whole cluster: under all: vars: in the inventory (or with -e), not "
-                   "under nodes: vars: or on one host." % name})
+                   "under a group's vars (nodes: vars:, docker_hosts: vars:) or on one host." % name})
     return problems

@@ -18,9 +18,10 @@ import shutil
 import yaml
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
+from ansible.template import trust_as_template
 
 try:
-    from mpi_trt_ansible import preflight
+    from mpi_trt_ansible import inventory, preflight
     from mpi_trt_ansible.preflight import contract, facts
 except ImportError as exc:  # pragma: no cover - the controller's Python lacks the project package
     raise AnsibleError(
@@ -82,7 +83,8 @@ class ActionModule(ActionBase):
         hostvars, groups = task_vars.get("hostvars") or {}, task_vars.get("groups") or {}
         host_values, node_values, role_values = {}, {}, {}
         node_names = list(groups.get("nodes") or [])
-        for host in node_names + ["localhost"]:
+        # One view of the cluster: every host a play targets (the nodes, the docker hosts, the controller).
+        for host in inventory.play_hosts(groups, nodes):
             try:
                 raw = hostvars.raw_get(host)
             except (KeyError, AttributeError, AnsibleError):
@@ -94,7 +96,9 @@ class ActionModule(ActionBase):
                 role_values[host] = {k: self._safe_template(v) for k, v in set_roles.items()}
             if host in node_names:
                 node_values[host] = {k: self._safe_template(raw[k]) for k in keys if k in specs["node"]}
-        defaults = {k: _plain(v) for k, v in _raw_defaults(roles_dir).items()
+        # A host that sets nothing sees the project default, rendered as the plays render it.
+        defaults = {k: self._safe_template(trust_as_template(v) if isinstance(v, str) else v)
+                    for k, v in _raw_defaults(roles_dir).items()
                     if any(k in values_ for values_ in host_values.values())}
 
         view = {
