@@ -156,3 +156,41 @@ def test_every_cluster_spec_entry_has_a_default_except_the_node_variables():
     assert sorted(set(CLUSTER_DEFAULTS) - set(CLUSTER_SPECS)) == []
     assert node_vars == {"node_ip", "node_slots", "node_gpus", "node_mpi_host"} | (node_vars - {
         "node_ip", "node_slots", "node_gpus", "node_mpi_host"})
+
+
+def test_node_settings_with_defaults_are_read_only_through_cluster_nodes():
+    """node_slots, node_gpus and node_mpi_host have their defaults and spellings in mpi_trt_ansible/inventory.py,
+    which hostvars never see: a template reads them through cluster_nodes / cluster_node, not by name."""
+    direct = re.compile(r"\bnode_(slots|gpus|mpi_host)\b")
+    found = []
+    for path, text in SOURCES.items():
+        for block in _expressions(path, text):
+            if direct.search(block):
+                found.append("%s: %s" % (pathlib.Path(path).relative_to(ROOT), " ".join(block.split())[:120]))
+    assert found == []
+
+
+_CONDITIONS = ("when", "that", "failed_when", "changed_when", "until")
+
+
+def _expressions(path, text):
+    """The Jinja a file evaluates: {{ }} and {% %} blocks, and the conditions (when, that, ...) of its tasks."""
+    out = re.findall(r"\{\{.*?\}\}|\{%.*?%\}", text, re.S)
+    if path.endswith(".yml"):
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            doc = None
+
+        def walk(node):
+            if isinstance(node, list):
+                for item in node:
+                    walk(item)
+            elif isinstance(node, dict):
+                for key, value in node.items():
+                    if key in _CONDITIONS:
+                        out.extend(str(v) for v in (value if isinstance(value, list) else [value]))
+                    walk(value)
+
+        walk(doc)
+    return out
