@@ -81,8 +81,10 @@ class ActionModule(ActionBase):
         nodes = values.get("cluster_nodes") or []
 
         hostvars, groups = task_vars.get("hostvars") or {}, task_vars.get("groups") or {}
-        host_values, node_values, role_values = {}, {}, {}
+        host_values, node_values, role_values, docker_host_values = {}, {}, {}, {}
         node_names = list(groups.get("nodes") or [])
+        docker_hosts = set(groups.get("docker_hosts") or []) | {n.get("docker_host") for n in nodes
+                                                                 if isinstance(n, dict) and n.get("docker_host")}
         # One view of the cluster: every host a play targets (the nodes, the docker hosts, the controller).
         for host in inventory.play_hosts(groups, nodes):
             try:
@@ -96,6 +98,8 @@ class ActionModule(ActionBase):
                 role_values[host] = {k: self._safe_template(v) for k, v in set_roles.items()}
             if host in node_names:
                 node_values[host] = {k: self._safe_template(raw[k]) for k in keys if k in specs["node"]}
+            if host in docker_hosts:
+                docker_host_values[host] = {k: self._safe_template(raw[k]) for k in keys if k in specs["docker_host"]}
         # A host that sets nothing sees the project default, rendered as the plays render it.
         defaults = {k: self._safe_template(trust_as_template(v) if isinstance(v, str) else v)
                     for k, v in _raw_defaults(roles_dir).items()
@@ -103,8 +107,8 @@ class ActionModule(ActionBase):
 
         view = {
             "values": values, "defaults": defaults, "host_values": host_values, "role_values": role_values,
-            "node_values": node_values, "nodes": nodes, "errors": errors, "check_mode": bool(self._task.check_mode),
-            "roles_dir": roles_dir, "facts": self._facts(values),
+            "node_values": node_values, "docker_host_values": docker_host_values, "nodes": nodes, "errors": errors,
+            "check_mode": bool(self._task.check_mode), "roles_dir": roles_dir, "facts": self._facts(values),
         }
         result.update(preflight.check(view))
         return result

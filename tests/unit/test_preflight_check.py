@@ -238,7 +238,7 @@ def test_the_one_view_covers_the_docker_hosts_the_plays_run_on(monkeypatch, wher
     groups = {"nodes": ["node1", "node2"], "docker_hosts": ["dh1", "dh2"] if where == "group" else []}
     task_vars = dict(values(), groups=groups, cluster_nodes=nodes,
                      hostvars=FakeHostvars(node1={"node_ip": "192.168.123.111"}, node2={"node_ip": "192.168.123.112"},
-                                           dh1={"ansible_host": "10.0.0.1"},
+                                           dh1={"ansible_host": "10.0.0.1", "docker_dir": "srv/mtrt"},
                                            dh2={"ansible_host": "10.0.0.2", "cluster_ssh_port": 2234},
                                            localhost={}))
     result = _run_preflight_action(action, task_vars)
@@ -250,6 +250,24 @@ def test_the_one_view_covers_the_docker_hosts_the_plays_run_on(monkeypatch, wher
     value, hosts = listed.split(" on ", 1)
     assert value == "22" and set(hosts.split(", ")) == {
         "%s (project default)" % h for h in ("node1", "node2", "dh1", "localhost")}, message
+    # The docker hosts' own settings are read and checked too.
+    assert "docker_dir (dh1)" in variables(result), result["msg"]
+
+
+@pytest.mark.parametrize("settings,problem", [
+    ({"docker_dir": "/srv/mtrt", "docker_url": "ssh://admin@10.0.0.1"}, None),
+    ({"docker_url": "unix:///var/run/docker.sock"}, None),
+    ({"docker_dir": "srv/mtrt"}, ("docker_dir (dh1)", "absolute path")),
+    ({"docker_dir": ["/srv"]}, ("docker_dir (dh1)", "must be a string")),
+    ({"docker_url": "10.0.0.1:2375"}, ("docker_url (dh1)", "ssh://, tcp://, unix://, fd://")),
+])
+def test_the_docker_hosts_settings_are_checked_on_their_host(settings, problem):
+    result = preflight.check(view(docker_host_values={"dh1": settings}))
+    found = [(p["variable"], p["message"]) for p in result["problems"] if p["variable"].startswith("docker_")]
+    if problem is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and found[0][0] == problem[0] and problem[1] in found[0][1], found
 
 
 def test_a_switch_that_is_auto_or_a_boolean_takes_either_spelling():
