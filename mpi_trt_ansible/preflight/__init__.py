@@ -44,7 +44,7 @@ def _optional(module, function):
 
 def trtllm_runs(values, host_gpus):
     """Whether the TensorRT-LLM stages will run (their settings are then checked here)."""
-    mode = str(values.get("cluster_trtllm_enabled", "auto")).lower()
+    mode = str(values.get("cluster_trtllm_enabled")).lower()
     return mode == "true" or (mode == "auto" and bool(host_gpus))
 
 
@@ -119,7 +119,7 @@ def stage_hosts(values, nodes, facts, check_mode=False):
     if not runs:
         return {"launcher": [], "gpu": [], "trtllm": [], "nodes_run": False, "machines": machines}
     host_gpus = facts.get("host_gpus") or []
-    mode = str(values.get("cluster_trtllm_enabled", "auto")).lower()
+    mode = str(values.get("cluster_trtllm_enabled")).lower()
     return {
         "launcher": [launcher],
         "gpu": names if host_gpus else [launcher],
