@@ -303,3 +303,18 @@ def _expressions(path, text):
 
         walk(doc)
     return out
+
+
+def test_every_variable_the_docs_name_is_one():
+    """A variable the README, docs/ or a role's README names (`cluster_*`, `node_*`, a role's) is a default, a
+    spec entry or a fact a play sets: nothing documented is unknown to the project (or refused by preflight)."""
+    known = set(SET_BY_PLAYS) | NOT_VARIABLES
+    for defaults, specs in MODEL.values():
+        known |= set(defaults) | set().union(*(set(options) for options in specs.values()))
+    prefixes = tuple(role + "_" for role in MODEL) + ("node_",)
+    unknown = {}
+    for path in [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md")) + sorted(ROLES.glob("*/README.md")):
+        for word in set(re.findall(r"`([a-z][a-z0-9_]*[a-z0-9])`", path.read_text())):
+            if word.startswith(prefixes) and word not in known:
+                unknown.setdefault(str(path.relative_to(ROOT)), []).append(word)
+    assert unknown == {}
