@@ -15,6 +15,11 @@ import re
 # Per-node variables and their defaults (roles/cluster mirrors them
 # for tasks that run on the node itself).
 NODE_DEFAULTS = {"node_slots": 1, "node_gpus": []}
+# The inventory groups the plays run on: the nodes, and the machines that run
+# their containers (cluster_mode docker_per_host; playbooks 38, 40, teardown).
+# With localhost these are every host a play targets, so every one of them must
+# see one value of each cluster-wide variable.
+PLAY_GROUPS = ("nodes", "docker_hosts")
 _INT_RE = re.compile(r"^\s*\d+\s*$")
 
 
@@ -51,6 +56,20 @@ def normalize_gpus(value):
     if any(isinstance(g, bool) or not isinstance(g, int) for g in out):
         return value
     return out
+
+
+def play_hosts(groups, nodes=()):
+    """Every host a play targets, in order: the hosts of :data:`PLAY_GROUPS`, the docker hosts the
+    nodes name (``node_docker_host``) and ``localhost`` (the controller), each once.
+
+    ``groups``: Ansible's groups; ``nodes``: :func:`node_list`'s entries.
+    """
+    hosts = []
+    for group in PLAY_GROUPS:
+        hosts += list((groups or {}).get(group) or [])
+    hosts += [n["docker_host"] for n in nodes or () if isinstance(n, dict) and isinstance(n.get("docker_host"), str)]
+    hosts.append("localhost")
+    return list(dict.fromkeys(hosts))
 
 
 def node_list(names, hostvars):

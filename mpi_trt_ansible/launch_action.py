@@ -53,16 +53,18 @@ class LaunchAction(ActionBase):
         result["msg"] = "%s Nodes: %s." % (result.get("msg", "").rstrip(), "; ".join(diagnose.sentences(table)))
         return result
 
-    def _var(self, task_vars, name, default=None):
+    def _var(self, task_vars, name):
+        """A project variable as the play sees it (every play loads roles/cluster, which defaults it);
+        None when it cannot be read: the diagnosis then leaves that part out."""
         if name not in task_vars:
-            return default
+            return None
         try:
             return self._templar.template(task_vars[name])
         except Exception:  # noqa: BLE001 - a diagnosis never hides the failure it explains
-            return default
+            return None
 
     def _nodes(self, task_vars):
-        nodes = self._var(task_vars, "cluster_nodes", []) or []
+        nodes = self._var(task_vars, "cluster_nodes") or []
         return [dict(n) for n in nodes if isinstance(n, dict) and n.get("name")]
 
     @staticmethod
@@ -94,9 +96,11 @@ class LaunchAction(ActionBase):
 
     def _ssh(self, silent, task_vars):
         """The ssh check from the launcher to each node with silent ranks (names the broken hop)."""
-        port = self._var(task_vars, "cluster_ssh_port", 22)
+        port = self._var(task_vars, "cluster_ssh_port")  # its default is the mode's (22, 2233 in docker_per_host)
+        if port is None:
+            return None
         checked = self._execute_module(
             module_name="ssh_mesh_check", task_vars=task_vars,
             module_args={"peers": sorted(silent), "ring": False, "timeout_s": SSH_CHECK_TIMEOUT_S,
-                         "connect_timeout_s": 5, "port": int(port or 22)})
+                         "connect_timeout_s": 5, "port": int(port)})
         return {entry["hops"][-1]: entry for entry in checked.get("direct") or [] if entry.get("hops")}

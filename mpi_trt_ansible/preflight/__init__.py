@@ -9,6 +9,7 @@ play's variables and the controller's facts:
     host_values  {host: {variable: value}} the cluster_* variables each host's inventory sets
     role_values  {host: {variable: value}} stage-role variables the inventory or -e sets
     node_values  {node: {variable: value}} the node_* variables each node sets
+    docker_host_values  {docker host: {variable: value}} docker_dir, docker_url as each docker host sets them
     nodes        cluster_nodes: [{name, ip, slots, gpus, mpi_host}]
     facts        {docker: listing or None, docker_error, host_gpus, cuda_visible_devices (the controller's,
                   None: unset), dockerd_ulimits, routes, shared_exists, mmdebstrap, runtime,
@@ -45,7 +46,7 @@ def _optional(module, function):
 
 def trtllm_runs(values, host_gpus):
     """Whether the TensorRT-LLM stages will run as far as the GPUs say (see :func:`trtllm_decision`)."""
-    mode = str(values.get("cluster_trtllm_enabled", "auto")).lower()
+    mode = str(values.get("cluster_trtllm_enabled")).lower()
     return mode == "true" or (mode == "auto" and bool(host_gpus))
 
 
@@ -147,7 +148,7 @@ def stage_hosts(values, nodes, facts, check_mode=False):
     if not runs:
         return {"launcher": [], "gpu": [], "trtllm": [], "nodes_run": False, "machines": machines}
     host_gpus = facts.get("host_gpus") or []
-    mode = str(values.get("cluster_trtllm_enabled", "auto")).lower()
+    mode = str(values.get("cluster_trtllm_enabled")).lower()
     return {
         "launcher": [launcher],
         "gpu": names if host_gpus else [launcher],
@@ -203,6 +204,7 @@ def check(view):
     node_specs = {k: v for k, v in specs["node"].items() if k not in _TOPOLOGY_NODE_VARS}
     for node, node_values in sorted((view.get("node_values") or {}).items()):
         problems += contract.check_values(node_values, node_specs, where="on host %s" % node, host=node)
+    problems += contract.docker_host_problems(view.get("docker_host_values") or {}, specs.get("docker_host") or {})
     role_specs = {name: dict(spec, _role=role) for name, (role, spec) in specs["roles"].items()}
     problems += _role_problems(view.get("role_values") or {}, role_specs, len(view.get("host_values") or {}))
     problems += contract.one_view(view.get("host_values") or {}, view.get("defaults") or {})

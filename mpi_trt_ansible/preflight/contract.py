@@ -55,7 +55,8 @@ def load_entry_points(path):
 
 
 def load_specs(roles_dir):
-    """The project's variables and their specs: ``{"cluster": {...}, "node": {...}, "roles": {var: (role, spec)}}``."""
+    """The project's variables and their specs: ``{"cluster": {...}, "node": {...}, "docker_host": {...},
+    "roles": {var: (role, spec)}}``."""
     cluster = load_entry_points(os.path.join(roles_dir, "cluster", "meta", "contract.yml"))
     roles = {}
     for role in sorted(os.listdir(roles_dir)) if os.path.isdir(roles_dir) else []:
@@ -64,7 +65,8 @@ def load_specs(roles_dir):
         for name, spec in load_entry_points(os.path.join(roles_dir, role, "meta", "argument_specs.yml")).get(
                 "main", {}).items():
             roles[name] = (role, spec)
-    return {"cluster": cluster.get("contract", {}), "node": cluster.get("node", {}), "roles": roles}
+    return {"cluster": cluster.get("contract", {}), "node": cluster.get("node", {}),
+            "docker_host": cluster.get("docker_host", {}), "roles": roles}
 
 
 # --------------------------------------------------------------------------- one value
@@ -191,12 +193,46 @@ def check_values(values, specs, where="in the inventory or with -e", host=None):
     return problems
 
 
+# --------------------------------------------------------------------------- docker hosts
+# What `docker -H` takes (docker's own host URL schemes).
+DOCKER_URL_SCHEMES = ("ssh://", "tcp://", "unix://", "fd://")
+
+
+def docker_host_problems(values_by_host, specs):
+    """Problems of the docker hosts' own settings (``docker_dir``, ``docker_url``; entry point ``docker_host``).
+
+    ``values_by_host``: {docker host: {variable: value}} as each sets them. Types come from the spec; what a
+    spec cannot say (an absolute directory, a URL docker -H takes) is checked here.
+    """
+    problems = []
+    for host in sorted(values_by_host):
+        values = values_by_host[host]
+        found = check_values(values, specs, where="on host %s" % host, host=host)
+        problems += found
+        if found:
+            continue
+        directory, url = values.get("docker_dir"), values.get("docker_url")
+        if isinstance(directory, str) and not directory.startswith("/"):
+            problems.append({"variable": "docker_dir (%s)" % host, "value": directory,
+                             "message": "docker_dir (%s) is %r: it must be an absolute path on that machine."
+                                        % (host, directory),
+                             "fix": "Set docker_dir on host %s to an absolute path (e.g. /etc/mtrt/<cluster_name>), "
+                                    "or remove it to use cluster_hosts_dir." % host})
+        if isinstance(url, str) and not url.startswith(DOCKER_URL_SCHEMES):
+            problems.append({"variable": "docker_url (%s)" % host, "value": url,
+                             "message": "docker_url (%s) is %r: docker -H takes a URL starting with %s."
+                                        % (host, url, ", ".join(DOCKER_URL_SCHEMES)),
+                             "fix": "Set docker_url on host %s to e.g. ssh://<user>@<address>, or remove it to "
+                                    "use ssh://<ansible_user>@<ansible_host>." % host})
+    return problems
+
+
 # --------------------------------------------------------------------------- one view of the cluster
 def one_view(host_values, defaults):
     """Cluster-wide variables (``cluster_*``) that do not have one value for every host.
 
-    ``host_values``: {host: {variable: value}} as each host's inventory (and -e) sets them, the
-    controller (localhost) among them; ``defaults``: the project defaults, which a host that
+    ``host_values``: {host: {variable: value}} as each host's inventory (and -e) sets them, for every
+    host a play targets (the nodes, the docker hosts, the controller: ``inventory.play_hosts``); ``defaults``: the project defaults, which a host that
     sets nothing gets. One problem per variable, naming every value
     and the hosts that have it.
     """
@@ -224,5 +260,5 @@ def one_view(host_values, defaults):
             "message": "%s differs between hosts: %s. Every play must see one value (the network is built "
                        "from one, mpirun would use another)." % (name, shown),
             "fix": "Set %s once for the whole cluster: under all: vars: in the inventory (or with -e), not "
-                   "under nodes: vars: or on one host." % name})
+                   "under a group's vars (nodes: vars:, docker_hosts: vars:) or on one host." % name})
     return problems

@@ -29,7 +29,7 @@ VAR_NAMES = {
     "node.gpus": "node_gpus",
     "node.mpi_host": "node_mpi_host",
     "node.slots": "node_slots",
-    "node.docker_host": "cluster_docker_host",
+    "node.docker_host": "node_docker_host",
     "nodes": "the nodes group",
     "ssh.user": "cluster_ssh_user",
     "ssh.port": "cluster_ssh_port",

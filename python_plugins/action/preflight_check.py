@@ -18,9 +18,10 @@ import shutil
 import yaml
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
+from ansible.template import trust_as_template
 
 try:
-    from mpi_trt_ansible import preflight
+    from mpi_trt_ansible import inventory, preflight
     from mpi_trt_ansible.preflight import contract, facts, model, runtime
 except ImportError as exc:  # pragma: no cover - the controller's Python lacks the project package
     raise AnsibleError(
@@ -80,9 +81,12 @@ class ActionModule(ActionBase):
         nodes = values.get("cluster_nodes") or []
 
         hostvars, groups = task_vars.get("hostvars") or {}, task_vars.get("groups") or {}
-        host_values, node_values, role_values = {}, {}, {}
+        host_values, node_values, role_values, docker_host_values = {}, {}, {}, {}
         node_names = list(groups.get("nodes") or [])
-        for host in node_names + ["localhost"]:
+        docker_hosts = set(groups.get("docker_hosts") or []) | {n.get("docker_host") for n in nodes
+                                                                 if isinstance(n, dict) and n.get("docker_host")}
+        # One view of the cluster: every host a play targets (the nodes, the docker hosts, the controller).
+        for host in inventory.play_hosts(groups, nodes):
             try:
                 raw = hostvars.raw_get(host)
             except (KeyError, AttributeError, AnsibleError):
@@ -94,13 +98,17 @@ class ActionModule(ActionBase):
                 role_values[host] = {k: self._safe_template(v) for k, v in set_roles.items()}
             if host in node_names:
                 node_values[host] = {k: self._safe_template(raw[k]) for k in keys if k in specs["node"]}
-        defaults = {k: _plain(v) for k, v in _raw_defaults(roles_dir).items()
+            if host in docker_hosts:
+                docker_host_values[host] = {k: self._safe_template(raw[k]) for k in keys if k in specs["docker_host"]}
+        # A host that sets nothing sees the project default, rendered as the plays render it.
+        defaults = {k: self._safe_template(trust_as_template(v) if isinstance(v, str) else v)
+                    for k, v in _raw_defaults(roles_dir).items()
                     if any(k in values_ for values_ in host_values.values())}
 
         view = {
             "values": values, "defaults": defaults, "host_values": host_values, "role_values": role_values,
-            "node_values": node_values, "nodes": nodes, "errors": errors, "check_mode": bool(self._task.check_mode),
-            "roles_dir": roles_dir, "facts": self._facts(values),
+            "node_values": node_values, "docker_host_values": docker_host_values, "nodes": nodes, "errors": errors,
+            "check_mode": bool(self._task.check_mode), "roles_dir": roles_dir, "facts": self._facts(values),
         }
         result.update(preflight.check(view))
         return result

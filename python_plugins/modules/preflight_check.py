@@ -15,10 +15,13 @@ description:
   - Checks every variable of the inventory contract against its argument spec (type, choices) and range, namely
     the cluster-wide C(cluster_*) settings (C(roles/cluster/meta/contract.yml), entry point
     C(contract)), the per-node C(node_*) settings (entry point C(node)) and any stage-role variable the
-    inventory or C(-e) sets (each role's C(main) entry point). The C(cluster_trtllm_*) settings are checked
+    inventory or C(-e) sets (each role's C(main) entry point), and the settings of each docker host of
+    C(docker_per_host) (C(docker_dir), an absolute path; C(docker_url), a URL C(docker -H) takes; entry point
+    C(docker_host)). The C(cluster_trtllm_*) settings are checked
     when the TensorRT-LLM stages will run.
-  - Refuses a cluster-wide variable that differs between hosts (set under C(nodes) C(vars) or on one host),
-    naming the variable, the hosts and every value.
+  - Refuses a cluster-wide variable that differs between the hosts the plays run on (the nodes, the docker
+    hosts of C(docker_per_host), localhost), set under a group's C(vars) or on one host, naming the variable,
+    the hosts and every value.
   - Checks the topology (node names, addresses, slots, GPUs, the network against docker's networks and the
     host's routes, SSH, the shared directory, ulimits against what the docker daemon can grant, the launcher)
     and the GPU layout (one rank per pinned GPU), the base image on the docker host, and, where those rules

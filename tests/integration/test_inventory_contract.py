@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """A user's own inventory, in the shapes Ansible reads, on the real docker engine (issue #12).
 
-Each test writes its inventory at a temporary path (never beside the project), brings the cluster
-up to the MPI hello and asserts that what came up is what the inventory said: the nodes' addresses
-as docker records them and the ranks per host the hello counted. Every cluster has its own names
-and subnet (192.168.161-164.0/24) and is removed by exact name at the end.
+Each test writes its inventory at a temporary path (never beside the project), brings the cluster up to
+the MPI hello and asserts that what came up is what the inventory said: every node's address as docker
+records it and the ranks per host the hello counted. Every cluster has its own names and subnet (the
+issue's example 10.9.0.0/24, then 192.168.161-164.0/24 and 192.168.167.0/24) and is removed by exact name
+at the end (containers, network, and the node image where the test built it; the state is under the
+test's tmp_path).
 
 Runs only with ``MTRT_INTEGRATION=1``.
 """
@@ -12,11 +14,13 @@ Runs only with ``MTRT_INTEGRATION=1``.
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
@@ -48,9 +52,21 @@ def hello_ranks(report):
     return None
 
 
-def node_ip(name, network):
-    data = json.loads(docker("inspect", name).stdout)[0]
-    return data["NetworkSettings"]["Networks"][network]["IPAMConfig"]["IPv4Address"]
+def node_ips(network):
+    """{container: IPv4 address} of every container docker attached to ``network`` with a fixed address."""
+    data = json.loads(docker("network", "inspect", network).stdout)[0]
+    names = [c["Name"] for c in (data.get("Containers") or {}).values()]
+    out = {}
+    for name in names:
+        settings = json.loads(docker("inspect", name).stdout)[0]["NetworkSettings"]["Networks"][network]
+        out[name] = (settings.get("IPAMConfig") or {}).get("IPv4Address")
+    return out
+
+
+def assert_cluster(network, ranks, expected):
+    """What came up is what the inventory said: ``expected`` {node: (node_ip, ranks)}, every node of it."""
+    assert node_ips(network) == {node: ip for node, (ip, _) in expected.items()}
+    assert ranks == {node: slots for node, (_, slots) in expected.items()}
 
 
 def cluster_objects(prefix):
@@ -59,14 +75,24 @@ def cluster_objects(prefix):
     return sorted(n for n in names + networks if n.startswith(prefix))
 
 
+def images():
+    return set(docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split())
+
+
 @pytest.fixture
 def env(tmp_path):
     e = dict(os.environ, MTRT_STATE_HOME=str(tmp_path / "state"), MTRT_REPORT_DIR=str(tmp_path / "reports"),
              PATH="%s:%s" % (BIN, os.environ.get("PATH", "")))
+    before = images()
     yield e
-    # Remove what the test made, by exact name (teardown keeps the state, which is under tmp_path).
+    # Remove what the test made, by exact name: containers and network (teardown keeps the state, which
+    # is under tmp_path), and its cluster's node image where this test built it.
     for inventory in tmp_path.glob("inv*/*"):
         play(e, inventory, playbook="playbooks/teardown.yml")
+        for cluster in re.findall(r"cluster_name\s*[:=]\s*([a-z0-9-]+)", inventory.read_text()):
+            image = "mtrt-node:%s" % cluster
+            if image not in before and image in images():
+                docker("rmi", image, check=False)
 
 
 def write(tmp_path, name, text):
@@ -76,7 +102,30 @@ def write(tmp_path, name, text):
     return path
 
 
-def test_the_issue_inventory_at_any_path_brings_the_cluster_up(env, tmp_path, monkeypatch):
+def issue_example():
+    """The inventory of issue #12 as the README's "Inventory" section shows it (the first YAML block)."""
+    section = (ROOT / "README.md").read_text().split("\n## Inventory\n", 1)[1]
+    return yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+
+
+def test_the_issue_inventory_at_any_path_brings_the_cluster_up(env, tmp_path):
+    example = issue_example()
+    nodes = example["all"]["children"]["nodes"]["hosts"]
+    assert set(example) == {"all"} and set(example["all"]["vars"]) == {"cluster_network_subnet",
+                                                                       "cluster_network_gateway"}
+    # The example as written, with only what isolation on a shared engine needs: a cluster and network
+    # name of its own, and the node names prefixed, because a node's container is named after it and
+    # the default cluster's containers node1 and node2 may run on this engine (tests never touch them).
+    example["all"]["vars"].update(cluster_name="mtrt-inv-issue", cluster_network_name="mtrt-inv-issue-net")
+    example["all"]["children"]["nodes"]["hosts"] = {"iss-" + name: values for name, values in nodes.items()}
+    inventory = write(tmp_path, "issue", yaml.safe_dump(example, sort_keys=False))
+    proc, report = play(env, inventory, "--tags", UP_TO_HELLO)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert_cluster("mtrt-inv-issue-net", hello_ranks(report),
+                   {"iss-" + name: (values["node_ip"], values.get("node_slots", 1)) for name, values in nodes.items()})
+
+
+def test_the_yaml_inventory_at_any_path(env, tmp_path):
     inventory = write(tmp_path, "yaml", """\
         all:
           vars: {cluster_network_subnet: 192.168.161.0/24, cluster_network_gateway: 192.168.161.1,
@@ -84,28 +133,19 @@ def test_the_issue_inventory_at_any_path_brings_the_cluster_up(env, tmp_path, mo
           children:
             nodes:
               hosts:
-                iynode1: {node_ip: 192.168.161.11, node_slots: 1}
+                iynode1: {node_ip: 192.168.161.11}
                 iynode2: {node_ip: 192.168.161.12, node_slots: 3}
         """)
     proc, report = play(env, inventory, "--tags", UP_TO_HELLO)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert hello_ranks(report) == {"iynode1": 1, "iynode2": 3}
-    assert node_ip("iynode1", "mtrt-inv-yaml-net") == "192.168.161.11"
-    assert node_ip("iynode2", "mtrt-inv-yaml-net") == "192.168.161.12"
-
-    # The same file through ansible-runner's inventory= (a single file, not a directory).
-    from mpi_trt_ansible import api
-    monkeypatch.setenv("MTRT_STATE_HOME", env["MTRT_STATE_HOME"])  # the runner passes the environment on
-    result = api.run_pipeline(inventory=str(inventory), stages=["mpi_hello"], private_data_dir=str(tmp_path / "pdd"),
-                              timeout=600)
-    assert result.status == "successful", [f.message for f in result.failures]
-    assert result.hello.ranks_per_host == {"iynode1": 1, "iynode2": 3}
+    assert_cluster("mtrt-inv-yaml-net", hello_ranks(report),
+                   {"iynode1": ("192.168.161.11", 1), "iynode2": ("192.168.161.12", 3)})
 
 
 def test_the_same_inventory_as_ini(env, tmp_path):
     inventory = write(tmp_path, "ini", """\
         [nodes]
-        iinode1 node_ip=192.168.162.11 node_slots=1
+        iinode1 node_ip=192.168.162.11
         iinode2 node_ip=192.168.162.12 node_slots=3
 
         [all:vars]
@@ -116,8 +156,33 @@ def test_the_same_inventory_as_ini(env, tmp_path):
         """)
     proc, report = play(env, inventory, "--tags", UP_TO_HELLO)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert hello_ranks(report) == {"iinode1": 1, "iinode2": 3}
-    assert node_ip("iinode2", "mtrt-inv-ini-net") == "192.168.162.12"
+    assert_cluster("mtrt-inv-ini-net", hello_ranks(report),
+                   {"iinode1": ("192.168.162.11", 1), "iinode2": ("192.168.162.12", 3)})
+
+
+def test_ansible_runner_takes_a_single_inventory_file(env, tmp_path, monkeypatch):
+    """The API (ansible-runner's inventory=) with one file, not a directory: a cluster of its own, brought up
+    from nothing to the hello."""
+    from mpi_trt_ansible import api
+    inventory = write(tmp_path, "runner", """\
+        all:
+          vars: {cluster_name: mtrt-inv-run, cluster_network_name: mtrt-inv-run-net,
+                 cluster_network_subnet: 192.168.167.0/24, cluster_network_gateway: 192.168.167.1}
+          children:
+            nodes:
+              hosts:
+                irnode1: {node_ip: 192.168.167.11, node_slots: 2}
+                irnode2: {node_ip: 192.168.167.12}
+                irnode3: {node_ip: 192.168.167.13, node_slots: 2}
+        """)
+    monkeypatch.setenv("MTRT_STATE_HOME", env["MTRT_STATE_HOME"])  # the runner passes the environment on
+    result = api.run_pipeline(inventory=str(inventory), stages=UP_TO_HELLO.split(","),
+                              private_data_dir=str(tmp_path / "pdd"), timeout=900)
+    assert result.status == "successful", [f.message for f in result.failures]
+    assert result.stage("node_containers") is not None and result.stage("mpi_hello") is not None
+    assert_cluster("mtrt-inv-run-net", result.hello.ranks_per_host,
+                   {"irnode1": ("192.168.167.11", 2), "irnode2": ("192.168.167.12", 1),
+                    "irnode3": ("192.168.167.13", 2)})
 
 
 @pytest.mark.parametrize("where", ["nodes_vars", "one_host"])
@@ -160,8 +225,7 @@ def test_command_line_values_override_the_inventory(env, tmp_path):
         """)
     proc, report = play(env, inventory, "--tags", UP_TO_HELLO, "-e", "cluster_network_name=mtrt-inv-ext-cli")
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert node_ip("ienode1", "mtrt-inv-ext-cli") == "192.168.164.11"
     assert "mtrt-inv-ext-net" not in cluster_objects("mtrt-inv-ext")
-    assert hello_ranks(report) == {"ienode1": 2}
+    assert_cluster("mtrt-inv-ext-cli", hello_ranks(report), {"ienode1": ("192.168.164.11", 2)})
     down, _ = play(env, inventory, "-e", "cluster_network_name=mtrt-inv-ext-cli", playbook="playbooks/teardown.yml")
     assert down.returncode == 0 and cluster_objects("mtrt-inv-ext") == []

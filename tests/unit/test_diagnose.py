@@ -61,21 +61,24 @@ def test_the_launch_action_adds_the_diagnosis_only_to_a_failed_launch(monkeypatc
     from types import SimpleNamespace
 
     from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
+    from ansible.template import Templar, trust_as_template
     from mpi_trt_ansible import launch_action
 
-    calls = []
+    calls, ports = [], []
 
     def execute(self, module_name=None, module_args=None, task_vars=None):
         calls.append(module_name or "mpi_hello")
         if module_name == "ssh_mesh_check":
+            ports.append(module_args["port"])
             return {"direct": [{"ok": True, "hops": [p]} for p in module_args["peers"]]}
         return dict(self._outcome)
 
     monkeypatch.setattr(launch_action.LaunchAction, "_execute_module", execute)
     monkeypatch.setattr(launch_action.LaunchAction, "_docker_states", staticmethod(
         lambda nodes: ({"node1": running(), "node2": {"State": {"Status": "exited", "ExitCode": 1}}}, {})))
-    task_vars = {"cluster_nodes": NODES, "cluster_mode": "docker", "cluster_ssh_port": 22}
+    # cluster_ssh_port as the play renders its default (2233 in docker_per_host): the ssh check uses it.
+    task_vars = {"cluster_nodes": NODES, "cluster_mode": "docker",
+                 "cluster_ssh_port": trust_as_template("{{ 2233 if cluster_mode == 'docker_per_host' else 22 }}")}
 
     def run(outcome):
         task = SimpleNamespace(args={}, async_val=0, check_mode=False, diff=False, action="mpi_hello")
@@ -93,3 +96,7 @@ def test_the_launch_action_adds_the_diagnosis_only_to_a_failed_launch(monkeypatc
     assert failed["msg"].startswith("mpi_hello timed out. Nodes: rank(s) 2-3 on node2: node2 is not running: it "
                                     "exited with code 1 (re-run site.yml")
     assert calls[-1] == "ssh_mesh_check"  # node1 runs: ssh from the launcher checked it
+    assert ports == [22]
+    task_vars["cluster_mode"] = "docker_per_host"
+    run(dict(RESULT, failed=True, msg="mpi_hello timed out."))
+    assert ports == [22, 2233]  # the mode's default, no fallback of the plugin's own

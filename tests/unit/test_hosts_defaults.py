@@ -192,3 +192,24 @@ def test_other_modes_do_not_read_the_node_image_s_open_mpi():
 def test_node_image_open_mpi_record(text, version, major):
     from mtrt import openmpi_release
     assert openmpi_release(text, "sha256:x") == {"image": "sha256:x", "version": version, "major": major}
+
+
+def test_the_handoff_accessors_prefer_the_machines_to_the_controller():
+    """cluster_stage_hosts and cluster_host_gpus: preflight's facts, with the preflight across hosts' (set once,
+    never overwriting preflight's) laid over them; cluster_built_engine: stage 80's engine or null."""
+    preflight = {"preflight_stage_hosts": {"launcher": ["n1"], "gpu": ["n1"], "trtllm": ["n1"], "nodes_run": True,
+                                           "machines": ["dh1", "dh2"]},
+                 "preflight_host_gpus": []}
+    value = defaults("docker", localhost=preflight)
+    assert value("cluster_stage_hosts") == preflight["preflight_stage_hosts"]
+    assert value("cluster_host_gpus") == [] and value("cluster_built_engine") is None
+    machines = dict(preflight, hosts_preflight_gpus=[0, 1], trtllm_engine_built={"engine_dir": "/e", "complete": True},
+                    hosts_preflight_stage_hosts={"launcher": ["n1"], "gpu": ["n1", "n2"], "trtllm": ["n1", "n2"],
+                                                 "mpi_hosts": [], "docker_hosts": ["dh1", "dh2"]})
+    value = defaults("docker_per_host", localhost=machines)
+    assert value("cluster_stage_hosts") == {"launcher": ["n1"], "gpu": ["n1", "n2"], "trtllm": ["n1", "n2"],
+                                            "nodes_run": True, "machines": ["dh1", "dh2"], "mpi_hosts": [],
+                                            "docker_hosts": ["dh1", "dh2"]}
+    assert value("cluster_host_gpus") == [0, 1]
+    assert value("cluster_built_engine") == {"engine_dir": "/e", "complete": True}
+    assert defaults("docker")("cluster_stage_hosts") == {}  # before preflight

@@ -217,6 +217,59 @@ def test_the_action_reads_the_play_and_each_host(run_action, monkeypatch):
     assert "60 on node1" in result["problems"][1]["message"]
 
 
+def _run_preflight_action(action, task_vars):
+    from types import SimpleNamespace
+    task = SimpleNamespace(args={}, async_val=0, check_mode=False, diff=False, action="preflight_check")
+    connection = SimpleNamespace(transport="local", _shell=SimpleNamespace(tmpdir="/nonexistent"))
+    plugin = action.ActionModule(task, connection, play_context=None, loader=DataLoader(),
+                                 templar=Templar(loader=DataLoader(), variables=task_vars), shared_loader_obj=None)
+    return plugin.run(task_vars=task_vars)
+
+
+@pytest.mark.parametrize("where", ["group", "named_by_a_node"])
+def test_the_one_view_covers_the_docker_hosts_the_plays_run_on(monkeypatch, where):
+    """Stages 38, 40 and the teardown run on the docker hosts (docker_per_host): a cluster variable one
+    of them sets differently is refused like a node's, naming it beside the hosts of the other value."""
+    action = load_action("preflight_check")
+    monkeypatch.setattr(action.facts, "docker_listing", lambda cluster: copy.deepcopy(LISTING))
+    monkeypatch.setattr(action.facts, "host_gpus", lambda: [])
+    monkeypatch.setattr(action.facts, "routes", lambda: [])
+    nodes = [dict(n, docker_host="dh%d" % i) for i, n in enumerate(copy.deepcopy(NODES), 1)]
+    groups = {"nodes": ["node1", "node2"], "docker_hosts": ["dh1", "dh2"] if where == "group" else []}
+    task_vars = dict(values(), groups=groups, cluster_nodes=nodes,
+                     hostvars=FakeHostvars(node1={"node_ip": "192.168.123.111"}, node2={"node_ip": "192.168.123.112"},
+                                           dh1={"ansible_host": "10.0.0.1", "docker_dir": "srv/mtrt"},
+                                           dh2={"ansible_host": "10.0.0.2", "cluster_ssh_port": 2234},
+                                           localhost={}))
+    result = _run_preflight_action(action, task_vars)
+    one_view = [p for p in result["problems"] if p["variable"] == "cluster_ssh_port"]
+    assert len(one_view) == 1, result["msg"]
+    message = one_view[0]["message"]
+    assert message.startswith("cluster_ssh_port differs between hosts: 2234 on dh2; ")
+    listed = message.split("; ", 1)[1].split(". Every play", 1)[0]
+    value, hosts = listed.split(" on ", 1)
+    assert value == "22" and set(hosts.split(", ")) == {
+        "%s (project default)" % h for h in ("node1", "node2", "dh1", "localhost")}, message
+    # The docker hosts' own settings are read and checked too.
+    assert "docker_dir (dh1)" in variables(result), result["msg"]
+
+
+@pytest.mark.parametrize("settings,problem", [
+    ({"docker_dir": "/srv/mtrt", "docker_url": "ssh://admin@10.0.0.1"}, None),
+    ({"docker_url": "unix:///var/run/docker.sock"}, None),
+    ({"docker_dir": "srv/mtrt"}, ("docker_dir (dh1)", "absolute path")),
+    ({"docker_dir": ["/srv"]}, ("docker_dir (dh1)", "must be a string")),
+    ({"docker_url": "10.0.0.1:2375"}, ("docker_url (dh1)", "ssh://, tcp://, unix://, fd://")),
+])
+def test_the_docker_hosts_settings_are_checked_on_their_host(settings, problem):
+    result = preflight.check(view(docker_host_values={"dh1": settings}))
+    found = [(p["variable"], p["message"]) for p in result["problems"] if p["variable"].startswith("docker_")]
+    if problem is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and found[0][0] == problem[0] and problem[1] in found[0][1], found
+
+
 def test_a_switch_that_is_auto_or_a_boolean_takes_either_spelling():
     for value in (True, False, "true", "false", "auto"):
         v = view()

@@ -224,7 +224,7 @@ MISSING = [
     ("node_ip (node2)", lambda s: node(s, "node2").update(ip=None)),
     ("node_slots (node2)", lambda s: node(s, "node2").update(slots=None)),
     ("node_gpus (node2)", lambda s: node(s, "node2").update(gpus=None)),
-    ("cluster_docker_host (node2)", lambda s: node(s, "node2").update(docker_host=None)),
+    ("node_docker_host (node2)", lambda s: node(s, "node2").update(docker_host=None)),
     ("cluster_ssh_user", lambda s: s["ssh"].update(user=None)),
     ("cluster_ssh_port", lambda s: s["ssh"].update(port=None)),
     ("cluster_shared_host_dir", lambda s: s["shared"].update(host_dir=None)),
@@ -239,6 +239,21 @@ def test_missing_variable(variable, mutate):
     mutate(spec)
     hits = [p for p in topo.validate(spec) if p["variable"] == variable and p["value"] is None]
     assert len(hits) == 1 and "not set" in hits[0]["message"], hits
+
+
+def test_a_node_of_docker_per_host_without_its_docker_host_names_node_docker_host():
+    spec = dict(default_spec(), mode="docker_per_host")
+    node(spec, "node2").update(docker_host=None)
+    hits = [p for p in topo.validate(spec) if p["variable"] == "node_docker_host (node2)"]
+    assert [p["fix"] for p in hits] == ["Set node_docker_host on host node2 in the inventory."], hits
+
+
+def test_every_variable_a_message_names_is_a_variable_of_the_contract():
+    """A message names what a user edits: a contract variable (roles/cluster/meta/contract.yml) or the host."""
+    specs = yaml.safe_load((ROOT / "roles/cluster/meta/contract.yml").read_text())["argument_specs"]
+    known = set(specs["contract"]["options"]) | set(specs["node"]["options"]) | {"inventory_hostname"}
+    named = {v for v in topo.VAR_NAMES.values() if " " not in v}
+    assert sorted(named - known) == []
 
 
 def test_own_bridge_route_is_only_excused_via_docker_networks():
