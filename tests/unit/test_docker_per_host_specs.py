@@ -192,7 +192,7 @@ def test_the_docker_per_host_play_mounts_nccl_conf_and_fingerprints_it():
     (task,) = [t for t in play["tasks"] if (t.get("ansible.builtin.include_role") or {}).get("name") ==
                "node_containers"]
     args = task["vars"]
-    assert args["node_containers_state_dir"] == "{{ docker_dir | default(cluster_hosts_dir) }}"
+    assert args["node_containers_state_dir"] == "{{ cluster_docker_dir }}"
     assert args["node_containers_extra_binds"] == ["{{ node_containers_state_dir }}/cluster/nccl.conf:/etc/nccl.conf:ro"]
     assert "{{ node_containers_state_dir }}/cluster/nccl.conf" in args["node_containers_extra_hash_files"]
     assert "NCCL_SOCKET_IFNAME" not in json.dumps(args)  # no environment that only the launcher's processes see

@@ -137,9 +137,13 @@ def test_the_version_of_the_base_image_reaches_request_problems_before_anything_
     # A version the project does not serve is refused here, not in stage 80.
     result = preflight.check(gpu_view("0.8.0"))
     assert "cluster_image_base" in variables(result) and "0.8.0" in result["msg"], result["msg"]
-    # Family per version: 0.9.0 builds chatglm only.
-    result = preflight.check(gpu_view("0.9.0", cluster_trtllm_family="llama"))
-    assert variables(result) == ["cluster_trtllm_family"] and "0.9.0" in result["msg"], result["msg"]
+    # Family per version: 0.9.0's gpt model builds no pipeline stages (llama's does; 0.10.0 added them to gpt).
+    result = preflight.check(gpu_view("1.2.0", cluster_trtllm_family="gpt", cluster_trtllm_tp_size=1,
+                                      cluster_trtllm_pp_size=2))
+    assert variables(result) == [], result["msg"]
+    result = preflight.check(gpu_view("0.9.0", cluster_trtllm_family="gpt", cluster_trtllm_tp_size=1,
+                                      cluster_trtllm_pp_size=2))
+    assert "cluster_trtllm_pp_size" in variables(result) and "0.9.0" in result["msg"], result["msg"]
     # pp limits per version: 1.2's chatglm converter asserts pp_size == 1.
     result = preflight.check(gpu_view("1.2.0", cluster_trtllm_tp_size=1, cluster_trtllm_pp_size=2))
     assert "cluster_trtllm_pp_size" in variables(result), result["msg"]
@@ -292,8 +296,9 @@ def test_hosts_mode_checks_the_request_against_the_machines_version():
     assert [p["variable"] for p in problems] == ["node_gpus", "node_gpus"] and version == "0.9.0"
     problems, version = hosts_case("0.8.0")
     assert [p["variable"] for p in problems] == ["cluster_image_base"] and problems[0]["host"] == "mh-host1"
-    problems, _ = hosts_case("0.9.0", cluster_trtllm_family="gpt")
-    assert [p["variable"] for p in problems] == ["cluster_trtllm_family"]
+    problems, _ = hosts_case("1.2.0", cluster_trtllm_family="chatglm", cluster_trtllm_tp_size=1,
+                             cluster_trtllm_pp_size=3)  # 1.2's glm-4-9b converter asserts pp_size == 1
+    assert [p["variable"] for p in problems] == ["cluster_trtllm_pp_size"]
 
 
 def test_hosts_mode_auto_skips_without_tensorrt_llm_and_true_is_refused():
