@@ -30,7 +30,7 @@ import socket
 
 from ansible.module_utils.mtrt_explain import explain, format_explained
 from ansible.module_utils.mtrt_proc import run_bounded, tail
-from ansible.module_utils.mtrt_rules import HostfileError, by_slot_placement, parse_hostfile, ranges
+from ansible.module_utils.mtrt_rules import HostfileError, by_slot_placement, parse_hostfile, ranks_on_hosts
 
 # Where a launch's pid file lives while it runs (one per launch); an interrupted run stops them by pid
 # (module_utils/mtrt_launch_stop.py, driven by mpi_trt_ansible/interrupt.py).
@@ -146,10 +146,7 @@ class Launch:
 
     def hosts_of_ranks(self, ranks):
         """``'0-1 on node1, 2 on node2'`` for ``ranks``."""
-        by_host = {}
-        for rank in sorted(ranks):
-            by_host.setdefault(self.placement.get(rank, "?"), []).append(rank)
-        return ", ".join("%s on %s" % (ranges(rs), host) for host, rs in by_host.items())
+        return ranks_on_hosts(ranks, self.placement)
 
 
 def split_tagged(text):
