@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """hosts_preflight: compare what every machine of the cluster has, inside the controller process.
 
-The rules are ``mpi_trt_ansible/hosts.py`` (plain Python); the facts come from the ``host_facts``
+The rules are ``mpi_trt_ansible/hosts.py`` (plain Python); the facts come from the ``hosts_preflight_facts``
 module run on every machine, registered there under one of ``facts_vars``. Documentation:
 ``python_plugins/modules/hosts_preflight.py``.
 """
