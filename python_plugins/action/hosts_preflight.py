@@ -9,11 +9,10 @@ module run on every machine, registered there under one of ``facts_vars``. Docum
 
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
-
 from mpi_trt_ansible import hosts as rules
 from mpi_trt_ansible.containers import SpecError, size_to_bytes
 from mpi_trt_ansible.preflight.problems import format_problems
+from mpi_trt_ansible.spec_action import SpecAction
 
 ARGUMENT_SPEC = dict(
     nodes=dict(type="list", elements="dict", required=True),
@@ -62,19 +61,14 @@ def run_checks(nodes, settings, facts_by_host):
                 gpus=gpus)
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+class ActionModule(SpecAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        task_vars = task_vars or {}
-        _validation, params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def compute(self, params, task_vars):
         nodes, settings = params["nodes"], params["settings"]
         facts = params["facts"]
         if facts is None:
             facts = {m: _facts_of(task_vars, m, params["facts_vars"])
                      for m in rules.machines(nodes, settings.get("mode"))}
             facts = {m: f for m, f in facts.items() if f is not None}
-        result.update(run_checks(nodes, settings, facts))
-        return result
+        return run_checks(nodes, settings, facts)
