@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The floor of issue #8: the plainest bash that reaches the same end state as
 # `ansible-playbook site.yml` (up to mpi-hello) for N nodes, with the fewest
 # docker/ssh calls:

@@ -472,6 +472,18 @@ def table_lines(summary, ratios, ns, md=False):
     return lines
 
 
+def _frame(ax, ns, x_max, xlabel, ylabel, legend_loc, title):
+    """The axes both panels share: N on x from just below the smallest, y from 0, grid, legend, title."""
+    ax.set_xlim(ns[0] - 1, x_max)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_xticks(ns)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc=legend_loc, fontsize=9)
+    ax.set_title(title)
+
+
 def plot(data, path: Path):
     import matplotlib
 
@@ -498,14 +510,8 @@ def plot(data, path: Path):
         if ls == "-":
             for x, y in zip(xs, med):
                 ax.annotate("%.1f" % y, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8, color=color)
-    ax.set_xlim(ns[0] - 1, ns[-1] + 0.15 * (ns[-1] - ns[0]) + 1)
-    ax.set_xlabel("nodes N (2 MPI slots each)")
-    ax.set_ylabel("seconds (median; bars: min..max)")
-    ax.set_xticks(ns)
-    ax.set_ylim(bottom=0)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", fontsize=9)
-    ax.set_title("Bring-up time against N")
+    _frame(ax, ns, ns[-1] + 0.15 * (ns[-1] - ns[0]) + 1, "nodes N (2 MPI slots each)",
+           "seconds (median; bars: min..max)", "upper left", "Bring-up time against N")
 
     ratios = data["ratios"]
     for key, label, color, marker, limit in (("cold_over_floor", "cold / floor", "tab:red", "s", 2.0),
@@ -516,14 +522,7 @@ def plot(data, path: Path):
         ax2.axhline(limit, color=color, linestyle="--", alpha=0.5, linewidth=1)
         ax2.annotate("target %s <= %.1f at N=8" % (label, limit), (ns[0], limit), textcoords="offset points",
                      xytext=(0, 3), fontsize=7, color=color)
-    ax2.set_xlim(ns[0] - 1, ns[-1] + 1)
-    ax2.set_xlabel("nodes N")
-    ax2.set_ylabel("ratio ours / floor (medians)")
-    ax2.set_xticks(ns)
-    ax2.set_ylim(bottom=0)
-    ax2.grid(True, alpha=0.3)
-    ax2.legend(loc="upper right", fontsize=9)
-    ax2.set_title("Ratios")
+    _frame(ax2, ns, ns[-1] + 1, "nodes N", "ratio ours / floor (medians)", "upper right", "Ratios")
     m = data["machine"]
     fig.suptitle("mpi-trt-ansible bring-up (site.yml up to mpi_hello) vs plain bash floor - %s\n%s CPUs, %s GiB, "
                  "docker %s, ansible-core %s, node connection %s, %d repeat(s), load at start %s"

@@ -2,7 +2,7 @@
 """Preflight across several machines (cluster_mode hosts and docker_per_host), written once.
 
 Plain Python, no I/O: ``hosts_problems(facts_by_host, settings, nodes)`` compares what the
-``host_facts`` module read on every machine and returns every problem at once as
+``hosts_preflight_facts`` module read on every machine and returns every problem at once as
 ``{variable, value, message, fix}`` dicts, each naming the machine. ``versions_table`` is the
 per-host table of the versions that must agree (report and failure message).
 
@@ -467,7 +467,7 @@ def machines(nodes, mode):
 def hosts_problems(facts_by_host, settings, nodes):
     """Every problem of a cluster spread over several machines, each naming the host.
 
-    ``facts_by_host``: machine -> the ``host_facts`` result (or Ansible's unreachable/failed result).
+    ``facts_by_host``: machine -> the ``hosts_preflight_facts`` result (or Ansible's unreachable/failed result).
     ``settings``: mode, launcher, ssh_user, ssh_port, sshd, install_mpi, create_user, mpi_packages,
     python, fabric_subnet, memlock_min, shm_min_bytes, same_dirs, shared_fs, container_network, ipc_mode,
     ulimits, docker_hosts, mpi_uid. ``nodes``: cluster_nodes entries (name, ip, slots, gpus,

@@ -30,7 +30,6 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MODULE_UTILS = Path(__file__).resolve().parents[1] / "python_plugins" / "module_utils"
 _SOURCES = ("mtrt_proc", "mtrt_launch_stop")
 _LOADER = """\
 import json, sys, types
@@ -123,9 +122,13 @@ def command(target, options):
     raise ValueError(target.error or "no way to reach %s" % target.host)
 
 
-def payload(module_utils_dir=None):
-    """The Python program the stopper runs as (mtrt_proc and mtrt_launch_stop, loaded by name)."""
-    base = Path(module_utils_dir or MODULE_UTILS)
+def payload(module_utils_dir):
+    """The Python program the stopper runs as (mtrt_proc and mtrt_launch_stop, loaded by name).
+
+    ``module_utils_dir``: the project's ``python_plugins/module_utils``, which the caller knows (the
+    callback passes its own plugin tree); the package does not look for it beside itself, since an
+    installed package has no plugin tree there."""
+    base = Path(module_utils_dir)
     loads = "\n".join("_load(%r, %r)" % (name, (base / (name + ".py")).read_text(encoding="utf-8"))
                       for name in _SOURCES)
     return _LOADER % loads
@@ -172,8 +175,9 @@ def _stop_one(target, program, options, timeout_s):
     return entry
 
 
-def stop_launches(targets, module_utils_dir=None, timeout_s=TIMEOUT_S, grace_s=3.0):
-    """Stop the launches on every target, in parallel; one entry per target, in order:
+def stop_launches(targets, module_utils_dir, timeout_s=TIMEOUT_S, grace_s=3.0):
+    """Stop the launches on every target, in parallel, with the stopper read from ``module_utils_dir``
+    (see :func:`payload`); one entry per target, in order:
     ``{host, via, pid_dir, launches: [{kind, pid, module_pid, was_running, stopped, left_running,
     skipped}], error}``."""
     program = payload(module_utils_dir)

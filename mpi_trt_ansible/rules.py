@@ -74,6 +74,11 @@ def ranks_per_host(hosts_slots, np):
     return counts
 
 
+def world_size(tp, pp):
+    """Ranks of a tensor-parallel ``tp`` x pipeline-parallel ``pp`` job (integers): one per shard."""
+    return tp * pp
+
+
 def ranges(numbers):
     """``[0, 1, 2, 5]`` -> ``'0-2, 5'``."""
     out, start, prev = [], None, None
@@ -88,3 +93,15 @@ def ranges(numbers):
     if start is not None:
         out.append(str(start) if start == prev else "%d-%d" % (start, prev))
     return ", ".join(out)
+
+
+def ranks_on_hosts(ranks, placement):
+    """``'0-1 on node1, 2 on node2'`` for ``ranks`` under ``placement`` ({rank: host}; its keys may be
+    ints or, as in a JSON result, strings). Hosts in the order of their first rank; ``?`` for a rank
+    the placement does not know."""
+    placement = placement or {}
+    by_host = {}
+    for rank in sorted({int(r) for r in ranks or []}):
+        host = placement.get(rank, placement.get(str(rank), "?"))
+        by_host.setdefault(host, []).append(rank)
+    return ", ".join("%s on %s" % (ranges(rs), host) for host, rs in by_host.items())

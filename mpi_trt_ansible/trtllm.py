@@ -29,9 +29,9 @@ import posixpath
 import re
 
 try:
-    from ansible.module_utils.mtrt_rules import by_slot_placement
+    from ansible.module_utils.mtrt_rules import by_slot_placement, world_size
 except ImportError:  # the controller imports the package directly
-    from mpi_trt_ansible.rules import by_slot_placement
+    from mpi_trt_ansible.rules import by_slot_placement, world_size
 
 DEFAULT_GPUS_PER_NODE = 8
 HASH_FILE = "mtrt-build.json"
@@ -280,7 +280,7 @@ def world(settings, nodes):
     """(tp, pp, ranks, [(name, slots)]) of a request on ``nodes``."""
     tp, pp = settings.get(_var("tp_size")), settings.get(_var("pp_size"))
     hosts = [(n.get("name"), n.get("slots") if _is_int(n.get("slots")) else 0) for n in nodes]
-    return tp, pp, (tp * pp if _is_int(tp) and _is_int(pp) else None), hosts
+    return tp, pp, (world_size(tp, pp) if _is_int(tp) and _is_int(pp) else None), hosts
 
 
 def rank_devices(hosts_slots, np, gpus_per_node):
@@ -481,7 +481,7 @@ def launch_problems(version, engine, np, hosts, gpus_visible, gpus_per_node):
     ``gpus_visible``: GPUs per container (int) or None when unknown (no device check).
     """
     tp, pp = engine["tp"], engine["pp"]
-    need = tp * pp
+    need = world_size(tp, pp)
     slots = sum(s for _, s in hosts)
     layout = ", ".join("%s:%d" % hs for hs in hosts) or "no hosts"
     out = []
@@ -629,7 +629,7 @@ def engine_inputs_hash(inputs):
 
 def expected_engine_files(flow, tp, pp, model_name=None, dtype=None):
     """Rank engine file names as the real tools write them."""
-    ranks = tp * pp
+    ranks = world_size(tp, pp)
     if flow == "legacy":
         pp_part = "_pp%d" % pp if pp > 1 else ""
         return ["%s_%s_tp%d%s_rank%d.engine" % (model_name, dtype, tp, pp_part, r) for r in range(ranks)]
@@ -654,7 +654,7 @@ def legacy_build_argv(req, script, output_dir, python="python3", build_gpus=None
     argv = [python, script]
     if fam.get("model_name"):
         argv += ["--model_name", req["model_name"]]
-    ranks = req["tp_size"] * req["pp_size"]
+    ranks = world_size(req["tp_size"], req["pp_size"])
     argv += [fam["model_dir_flag"], req["model_dir"], "--output_dir", output_dir,
              "--dtype", req["dtype"], "--tp_size", str(req["tp_size"]),
              "--pp_size", str(req["pp_size"]), "--world_size", str(ranks),
@@ -684,7 +684,7 @@ def trtllm_build_argv(req, ckpt_dir, output_dir, trtllm_build="trtllm-build"):
     else:
         argv += ["--max_output_len", str(req["max_output_len"])]
     argv += ["--max_beam_width", str(req["max_beam_width"])]
-    if sup.get("custom_all_reduce_flag") and req["tp_size"] * req["pp_size"] > 1:
+    if sup.get("custom_all_reduce_flag") and world_size(req["tp_size"], req["pp_size"]) > 1:
         # Custom all-reduce needs CUDA peer access, which ranks in other containers never have.
         argv += ["--use_custom_all_reduce", "disable"]
     return argv + req["extra_build_args"]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs what the project needs on a fresh Debian machine with Python, pip
 # and Docker: mmdebstrap (offline node base image) and a virtualenv in .venv
 # with the pinned controller and test requirements. Safe to run again.

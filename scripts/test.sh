@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs every test: lint (ansible-lint production profile, yamllint), the
 # playbooks' syntax, the unit tests, and the integration tests on the local
 # docker engine (molecule scenarios and the ansible-runner API).

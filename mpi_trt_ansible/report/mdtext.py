@@ -81,11 +81,3 @@ def rank_ranges(ranks):
     numbers = sorted({int(r) for r in ranks or [] if str(r).lstrip("-").isdigit()})
     return ranges(numbers) if numbers else ""
 
-
-def ranks_on_hosts(ranks, placement):
-    """``'0-1 on node1, 2 on node2'`` for ``ranks`` under ``placement`` ({rank: host}, keys str or int)."""
-    by_host = {}
-    for rank in sorted({int(r) for r in ranks or []}):
-        host = (placement or {}).get(str(rank), (placement or {}).get(rank, "?"))
-        by_host.setdefault(host, []).append(rank)
-    return ", ".join("%s on %s" % (ranges(rs), host) for host, rs in by_host.items())

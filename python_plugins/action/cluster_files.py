@@ -22,7 +22,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
 
-from mpi_trt_ansible.fileio import atomic_write
+from mpi_trt_ansible.fileio import atomic_write, file_diff
 
 DOCUMENTATION = r"""
 action: cluster_files
@@ -78,7 +78,7 @@ class ActionModule(ActionBase):
             file_changed = self._write(path, data, mode)
             changed = changed or file_changed
             if self._task.diff and file_changed:
-                diffs.append(self._diff(path, before, data, mode))
+                diffs.append(file_diff(path, before[0], data, before_mode=before[1], mode=mode))
             report.append({"path": path, "changed": file_changed,
                            "checksum": hashlib.sha1(data).hexdigest(), "mode": "%04o" % mode})
         result.update(changed=changed, files=report)
@@ -88,23 +88,12 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _current(path):
-        """(text, mode) of the file as it is now, or (None, None)."""
+        """(bytes, mode) of the file as it is now, or (None, None)."""
         try:
             with open(path, "rb") as handle:
-                return to_text(handle.read(), errors="surrogate_or_replace"), "%04o" % stat.S_IMODE(os.stat(path).st_mode)
+                return handle.read(), stat.S_IMODE(os.stat(path).st_mode)
         except FileNotFoundError:
             return None, None
-
-    @staticmethod
-    def _diff(path, before, data, mode):
-        """What --diff shows for one file, as the template module shows it."""
-        text, old_mode = before
-        diff = {"before_header": path if text is not None else "%s (absent)" % path, "after_header": path,
-                "before": text or "", "after": to_text(data, errors="surrogate_or_replace")}
-        if old_mode is not None and old_mode != "%04o" % mode:
-            diff["before_header"] += " (mode %s)" % old_mode
-            diff["after_header"] += " (mode %04o)" % mode
-        return diff
 
     def _render(self, spec, task_vars):
         if "content" in spec:

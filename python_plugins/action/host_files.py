@@ -5,9 +5,9 @@
 An entry of ``files`` may name a controller path in ``src`` instead of giving ``content``: this
 action reads it (as ``copy`` does) and sends the content in the module's arguments, so one module
 run per machine writes every file. In check mode a source that does not exist yet (an earlier
-stage would have rendered it) is sent as empty content. ``copies`` ({path: src}, with ``copies_owner`` and
-``copies_mode``) adds entries; ``dest_dir`` and ``src_dir`` complete relative paths and sources (the
-action's own arguments). Documentation: ``modules/host_files.py``.
+stage would have rendered it) is sent as empty content. ``copies`` ({path: src}, with ``copies_owner``,
+``copies_mode`` and ``copies_diff``: false for secrets) adds entries; ``dest_dir`` and ``src_dir`` complete
+relative paths and sources (the action's own arguments). Documentation: ``modules/host_files.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class ActionModule(ActionBase):
         args = dict(self._task.args)
         dest_dir, src_dir = args.pop("dest_dir", None), args.pop("src_dir", None)
         copies = args.pop("copies", None) or {}
-        extra = {k: args.pop(k) for k in ("copies_owner", "copies_mode") if args.get(k) is not None}
+        extra = {k: args.pop(k) for k in ("copies_owner", "copies_mode", "copies_diff") if k in args}
         entries = list(args.get("files") or []) + [
             dict({"path": path, "src": src}, **{k[len("copies_"):]: v for k, v in extra.items()})
             for path, src in sorted(copies.items())]

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """hosts_preflight: compare what every machine of the cluster has, inside the controller process.
 
-The rules are ``mpi_trt_ansible/hosts.py`` (plain Python); the facts come from the ``host_facts``
+The rules are ``mpi_trt_ansible/hosts.py`` (plain Python); the facts come from the ``hosts_preflight_facts``
 module run on every machine, registered there under one of ``facts_vars``. Documentation:
 ``python_plugins/modules/hosts_preflight.py``.
 """
@@ -10,13 +10,13 @@ module run on every machine, registered there under one of ``facts_vars``. Docum
 from __future__ import annotations
 
 from ansible.errors import AnsibleError
-from ansible.plugins.action import ActionBase
 
 from mpi_trt_ansible import hosts as rules
 from mpi_trt_ansible import trtllm
 from mpi_trt_ansible.containers import SpecError, size_to_bytes
 from mpi_trt_ansible.preflight import runtime
 from mpi_trt_ansible.preflight.problems import format_problems
+from mpi_trt_ansible.spec_action import SpecAction
 
 ARGUMENT_SPEC = dict(
     nodes=dict(type="list", elements="dict", required=True),
@@ -97,14 +97,10 @@ def run_checks(nodes, settings, facts_by_host):
                 gpus=gpus, tensorrt_llm=trtllm_version)
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+class ActionModule(SpecAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        task_vars = task_vars or {}
-        _validation, params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def compute(self, params, task_vars):
         nodes, settings = params["nodes"], params["settings"]
         facts = params["facts"]
         if facts is None:
@@ -113,8 +109,7 @@ class ActionModule(ActionBase):
             facts = {m: f for m, f in facts.items() if f is not None}
         if settings.get("mode") == "hosts" and "trtllm" not in settings:
             settings = dict(settings, trtllm=self._trtllm_settings(task_vars))
-        result.update(run_checks(nodes, settings, facts))
-        return result
+        return run_checks(nodes, settings, facts)
 
     def _trtllm_settings(self, task_vars):
         """The cluster_trtllm_* values as the plays see them (one that cannot be templated was named by

@@ -9,9 +9,8 @@ arrives (it holds the report of the run so far).
 
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
-
 from mpi_trt_ansible.report.kinds.cluster import cluster_sentence
+from mpi_trt_ansible.spec_action import SpecAction
 
 ARGUMENT_SPEC = dict(
     cluster=dict(type="dict", required=True, options=dict(
@@ -25,15 +24,11 @@ ARGUMENT_SPEC = dict(
 )
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+class ActionModule(SpecAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        _validation, params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def compute(self, params, task_vars):
         given = params["cluster"]
         cluster = dict(given, nodes=[{"name": n.get("name"), "ip": n.get("ip")} for n in given["nodes"]
                                      if isinstance(n, dict)])
-        result.update(changed=False, mtrt_kind="run_summary", cluster=cluster, msg=cluster_sentence(cluster))
-        return result
+        return dict(changed=False, mtrt_kind="run_summary", cluster=cluster, msg=cluster_sentence(cluster))

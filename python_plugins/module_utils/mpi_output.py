@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import re
 
+from ansible.module_utils.mtrt_rules import ranges
+
 MARKER = "MTRT-HELLO "
 _NOTES_RE = re.compile(r"^Hello, World! I am process (\d+) of (\d+) on (\S+?)\.?$")
 _LOOKS_LIKE = ("MTRT-HELLO", "Hello, World!")
@@ -85,17 +87,17 @@ def parse_hello(stdout, expected_np, expected_placement=None):
         if expected_placement:
             where = " (expected on %s)" % ", ".join(
                 "rank %d on %s" % (r, expected_placement.get(r, "?")) for r in missing)
-        problems.append("missing rank(s) %s of %d%s" % (_ranges(missing), expected_np, where))
+        problems.append("missing rank(s) %s of %d%s" % (ranges(missing), expected_np, where))
     if unexpected:
-        problems.append("rank(s) %s answered but only %d were launched" % (_ranges(unexpected), expected_np))
+        problems.append("rank(s) %s answered but only %d were launched" % (ranges(unexpected), expected_np))
     if duplicates:
-        problems.append("rank(s) %s answered more than once" % _ranges(sorted(set(duplicates))))
+        problems.append("rank(s) %s answered more than once" % ranges(sorted(set(duplicates))))
     if size_mismatch:
         sizes = sorted({ranks[r]["size"] for r in size_mismatch})
         problems.append(
             "rank(s) %s saw a world size of %s instead of %d: they did not join one MPI job "
             "(mpirun and mpi4py built against different MPI libraries?)"
-            % (_ranges(size_mismatch), "/".join(map(str, sizes)), expected_np))
+            % (ranges(size_mismatch), "/".join(map(str, sizes)), expected_np))
     for item in misplaced:
         problems.append("rank %(rank)d ran on %(host)s, expected %(expected_host)s" % item)
     if malformed:
@@ -117,18 +119,3 @@ def parse_hello(stdout, expected_np, expected_placement=None):
         "ok": not problems,
     }
 
-
-def _ranges(numbers):
-    """``[0, 1, 2, 5]`` -> ``'0-2, 5'``."""
-    out, start, prev = [], None, None
-    for n in numbers:
-        if start is None:
-            start = prev = n
-        elif n == prev + 1:
-            prev = n
-        else:
-            out.append(str(start) if start == prev else "%d-%d" % (start, prev))
-            start = prev = n
-    if start is not None:
-        out.append(str(start) if start == prev else "%d-%d" % (start, prev))
-    return ", ".join(out)

@@ -4,7 +4,7 @@
 
 Plain Python (no Ansible imports): parsers take text and return dicts, the readers take the
 few system calls they need as arguments, so every piece is tested on captured output. The
-``host_facts`` module wires them together.
+``hosts_preflight_facts`` module wires them together.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ import socket
 
 from ansible.module_utils.mtrt_explain import explain, format_explained
 from ansible.module_utils.mtrt_proc import run_bounded, tail
-from ansible.module_utils.mtrt_rules import HostfileError, by_slot_placement, parse_hostfile, ranges
+from ansible.module_utils.mtrt_rules import HostfileError, by_slot_placement, parse_hostfile, ranks_on_hosts
 
 # Where a launch's pid file lives while it runs (one per launch); an interrupted run stops them by pid
 # (module_utils/mtrt_launch_stop.py, driven by mpi_trt_ansible/interrupt.py).
@@ -146,26 +146,34 @@ class Launch:
 
     def hosts_of_ranks(self, ranks):
         """``'0-1 on node1, 2 on node2'`` for ``ranks``."""
-        by_host = {}
-        for rank in sorted(ranks):
-            by_host.setdefault(self.placement.get(rank, "?"), []).append(rank)
-        return ", ".join("%s on %s" % (ranges(rs), host) for host, rs in by_host.items())
+        return ranks_on_hosts(ranks, self.placement)
 
 
 def split_tagged(text):
     """Open MPI ``--tag-output`` text -> (plain text, {rank: [lines]}).
 
-    Lines without a tag (mpirun's own messages) stay in the plain text, untouched.
+    Open MPI tags each chunk it forwards, so a rank's long line can arrive in pieces with other
+    ranks' pieces between them on the same physical line; a physical line's newline ends the line
+    of the rank whose tag came last. Each piece goes to its own rank's line, and each line is
+    complete when its newline comes (or at the end of the text). Lines without a tag (mpirun's
+    own messages) stay in the plain text, untouched. The plain text lists lines as they completed.
     """
-    plain, per_rank = [], {}
+    plain, per_rank, pending = [], {}, {}
     for line in text.splitlines():
         if not _TAG_RE.match(line):
             plain.append(line)
             continue
         pieces = _TAG_RE.split(line)  # ['', job, rank, stream, text, job, rank, stream, text, ...]
-        body = "".join(pieces[4::4])
+        rank = None
+        for i in range(1, len(pieces), 4):
+            rank = int(pieces[i + 1])
+            pending[rank] = pending.get(rank, "") + pieces[i + 3]
+        body = pending.pop(rank)
         plain.append(body)
-        per_rank.setdefault(int(pieces[2]), []).append(body)
+        per_rank.setdefault(rank, []).append(body)
+    for rank in sorted(pending):  # pieces whose newline never came
+        plain.append(pending[rank])
+        per_rank.setdefault(rank, []).append(pending[rank])
     return "\n".join(plain) + ("\n" if plain else ""), per_rank
 
 

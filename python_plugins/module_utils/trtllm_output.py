@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 
+from ansible.module_utils.mtrt_rules import world_size
 from ansible.module_utils.trtllm_command import expected_engine_files
 
 _INPUT = re.compile(r'^Input \[Text (\d+)\]: "(.*)$', re.S)
@@ -202,16 +203,15 @@ def parse_engine_config(config, present_files=()):
         meta.update(flow="legacy", name=bc.get("name"), dtype=bc.get("precision"),
                     quantization=_legacy_quant(bc.get("quant_mode")),
                     tp=bc.get("tensor_parallel", 1), pp=bc.get("pipeline_parallel", 1))
-        meta["world_size"] = meta["tp"] * meta["pp"]
         for key in ("max_batch_size", "max_input_len", "max_output_len", "max_beam_width"):
             meta[key] = bc.get(key)
     else:
         meta["problems"].append("config.json has neither 'pretrained_config' (trtllm-build) nor "
                                 "'builder_config' (legacy build.py): not an engine config")
         return meta
-    if meta["world_size"] is None:
-        meta["world_size"] = meta["tp"] * meta["pp"]
-    if meta["world_size"] != meta["tp"] * meta["pp"]:
+    if meta["world_size"] is None:  # legacy engines do not record it
+        meta["world_size"] = world_size(meta["tp"], meta["pp"])
+    if meta["world_size"] != world_size(meta["tp"], meta["pp"]):
         meta["problems"].append("config.json mapping: world_size %s != tp_size %s x pp_size %s"
                                 % (meta["world_size"], meta["tp"], meta["pp"]))
     meta["expected_files"] = expected_engine_files(meta["flow"], meta["tp"], meta["pp"],

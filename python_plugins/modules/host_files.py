@@ -18,7 +18,10 @@ description:
     compared with the sha256 of the content sent; a difference fails the task naming the file.
   - A file with O(files[].marker) set is replaced only when it is missing or its content contains the marker
     (a file this project wrote); any other file at that path fails the task, naming it, and is left alone.
-  - Supports check mode and diff mode (diff lists the files that would change; content is not shown).
+  - Supports check mode and diff mode. The diff shows, as C(template) does, each file that would change
+    with its content before and after (mode and owner in the headers where they change), and each directory
+    created or fixed. Content is never shown for an entry with C(diff) false nor for anything holding a
+    private key; the diff then only says that it changes.
 author: mpi-trt-ansible
 version_added: "1.2.0"
 options:
@@ -29,7 +32,8 @@ options:
     default: []
   files:
     description:
-      - Files to write, each C({path, content, mode, owner, group, marker}); C(mode) defaults to C(0644).
+      - Files to write, each C({path, content, mode, owner, group, marker, diff}); C(mode) defaults to C(0644).
+      - C(diff) false keeps the content out of the diff (secrets); a private key is never shown anyway.
       - Instead of C(content), C(src) names a file on the controller; the action plugin in front of the module
         reads it (in check mode a source that does not exist yet counts as empty).
     type: list
@@ -44,6 +48,10 @@ options:
   copies_mode:
     description: Mode of the O(copies) (default C(0644)).
     type: str
+  copies_diff:
+    description: Whether the diff may show the O(copies)' content (set false for secrets).
+    type: bool
+    default: true
   dest_dir:
     description: Directory that relative O(files[].path) are in (read by the action plugin).
     type: path
@@ -95,7 +103,7 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes
-from ansible.module_utils.mtrt_fileio import atomic_write
+from ansible.module_utils.mtrt_fileio import atomic_write, file_diff
 
 
 def _ids(owner, group):
@@ -123,7 +131,7 @@ def main():
     )
     params = module.params
     result = dict(changed=False, mtrt_kind="host_files", files=[], dirs=[])
-    diff_after = []
+    diffs = []
     try:
         defaults = (params["owner"], params["group"])
         for entry in params["dirs"]:
@@ -135,6 +143,12 @@ def main():
                 changed = stat.S_IMODE(st.st_mode) != mode or (st.st_uid, st.st_gid) != (uid, gid)
             except FileNotFoundError:
                 st, changed = None, True
+            if changed:
+                diffs.append({"before": {"path": path, "state": "absent"} if st is None else
+                              {"path": path, "state": "directory", "mode": "%04o" % stat.S_IMODE(st.st_mode),
+                               "owner": "%d:%d" % (st.st_uid, st.st_gid)},
+                              "after": {"path": path, "state": "directory", "mode": "%04o" % mode,
+                                        "owner": "%d:%d" % (uid, gid)}})
             if changed and not module.check_mode:
                 if st is None:
                     os.makedirs(path, mode=mode, exist_ok=True)
@@ -142,8 +156,6 @@ def main():
                 os.chown(path, uid, gid)
             result["dirs"].append({"path": path, "changed": changed})
             result["changed"] |= changed
-            if changed:
-                diff_after.append("dir %s" % path)
 
         for entry in params["files"]:
             path, data = entry["path"], to_bytes(entry.get("content") or "")
@@ -162,6 +174,10 @@ def main():
                                      "alone. Move it away, or merge what it needs by hand." % (path, marker),
                                  **result)
             changed = have != data or stat.S_IMODE(st.st_mode) != mode or (st.st_uid, st.st_gid) != (uid, gid)
+            if changed and module._diff:
+                diffs.append(file_diff(path, have, data, before_mode=st and stat.S_IMODE(st.st_mode), mode=mode,
+                                       before_owner=st and "%d:%d" % (st.st_uid, st.st_gid),
+                                       owner="%d:%d" % (uid, gid), show=entry.get("diff", True) is not False))
             if changed and not module.check_mode:
                 if have != data:
                     atomic_write(path, data, mode)
@@ -176,12 +192,10 @@ def main():
                                      **result)
             result["files"].append({"path": path, "changed": changed, "sha256": want, "verified": verified})
             result["changed"] |= changed
-            if changed:
-                diff_after.append("%s %s (sha256 %s...)" % ("new" if have is None else "changed", path, want[:12]))
     except (KeyError, OSError) as exc:
         module.fail_json(msg="cannot write the files: %s" % exc, **result)
-    if module._diff and diff_after:
-        result["diff"] = {"before": "", "after": "\n".join(diff_after) + "\n"}
+    if module._diff and diffs:
+        result["diff"] = diffs
     module.exit_json(**result)
 
 

@@ -10,7 +10,7 @@ module: hosts_preflight
 short_description: Compare the machines of a multi-host cluster before anything changes
 description:
   - For C(cluster_mode) V(hosts) (bare-metal machines over SSH) and V(docker_per_host) (one node container per
-    machine). Compares the C(host_facts) results of every machine and fails with one numbered message listing
+    machine). Compares the C(hosts_preflight_facts) results of every machine and fails with one numbered message listing
     B(every) problem, each naming the host, the variable, its value and the fix.
   - "Checks: machines unreachable (a changed SSH host key is named as such) or whose facts failed; Open MPI,
     mpi4py (and the MPI it is linked to), Python and TensorRT-LLM present and the same on every host (with a
@@ -44,7 +44,7 @@ options:
     type: dict
     required: true
   facts:
-    description: Machine name -> C(host_facts) result. Default, read from each machine's O(facts_vars).
+    description: Machine name -> C(hosts_preflight_facts) result. Default, read from each machine's O(facts_vars).
     type: dict
   facts_vars:
     description: Names a machine's facts may be registered under; the first one set (and not skipped) is used.

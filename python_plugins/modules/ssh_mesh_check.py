@@ -79,6 +79,12 @@ failed_peers:
   returned: always
   type: list
   elements: str
+failed_nodes:
+  description: Every node named in O(peers) that takes part in a failed hop (both ends of C(a->b)), once each,
+    in the order of O(peers).
+  returned: always
+  type: list
+  elements: str
 duration_s:
   description: Seconds the check took.
   returned: always
@@ -146,7 +152,8 @@ def main():
         supports_check_mode=True,
     )
     peers = module.params["peers"]
-    result = dict(mtrt_kind="ssh_mesh", changed=False, direct=[], ring=[], failed_peers=[], duration_s=0.0)
+    result = dict(mtrt_kind="ssh_mesh", changed=False, direct=[], ring=[], failed_peers=[], failed_nodes=[],
+                  duration_s=0.0)
     if module.check_mode:
         module.exit_json(**result)
 
@@ -169,6 +176,8 @@ def main():
                                                                        port=port)]
         failed = _failures(result["direct"])
     result["failed_peers"] = [name for name, _, _ in failed]
+    involved = {node for name in result["failed_peers"] for node in name.split("->")}
+    result["failed_nodes"] = [p for p in peers if p in involved]
     result["duration_s"] = round(time.monotonic() - started, 3)
     if failed:
         module.fail_json(msg="SSH mesh check failed: " + "; ".join(

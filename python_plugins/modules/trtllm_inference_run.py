@@ -13,8 +13,9 @@ description:
   - Reads the engine's config.json and checks the launch before anything starts (engine tp x pp, C(-np),
     hostfile slots, the device each rank will pick, C(rank % gpus_per_node) under the version's rule, and the
     engine's beam width against O(num_beams)); refuses with every problem named.
-  - Launches one rank per engine rank through the project's launcher (module_utils/mtrt_launch.py - hostfile,
-    MCA parameters, C(-x) environment, C(--tag-output), a bound that kills the whole process tree).
+  - Launches one rank per engine rank (O(np) defaults to the engine's tp x pp) through the project's launcher
+    (module_utils/mtrt_launch.py - hostfile, MCA parameters, C(-x) environment, C(--tag-output), a bound that
+    kills the whole process tree).
   - Parses rank 0's output into prompts (input text, one output per beam), the profiling latency (every
     rank prints one) and the version banners. run.py prints no token counts, so those stay null.
   - Only observes; C(changed) is always false.
@@ -172,6 +173,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils import mtrt_launch
+from ansible.module_utils.mtrt_rules import world_size
 from ansible.module_utils.trtllm_command import (DEFAULT_GPUS_PER_NODE, TrtllmConfigError,
                                                  gpus_per_node_fix, launch_problems, rank_devices,
                                                  run_py_argv)
@@ -240,8 +242,7 @@ def main():
     runtime_gpn = (engine["gpus_per_node"] or DEFAULT_GPUS_PER_NODE
                    if fix["method"] == "checkpoint_mapping" else fix["gpus_per_node"])
     own["use_py_session"] = use_py
-    tp, pp = engine["tp"], engine["pp"]
-    p["np"] = p["np"] or tp * pp
+    p["np"] = p["np"] or world_size(engine["tp"], engine["pp"])
 
     try:
         planned = mtrt_launch.Launch(p, command)
@@ -259,7 +260,7 @@ def main():
                              "fix": "Rebuild with the trtllm_engine stage (it builds for "
                                     "cluster_trtllm_num_beams), or lower cluster_trtllm_num_beams."})
         ranks = rank_devices(planned.hosts, planned.np, runtime_gpn) or {}
-        own["world"] = dict(np=planned.np, tp=tp, pp=pp, gpus_per_node=runtime_gpn,
+        own["world"] = dict(np=planned.np, tp=engine["tp"], pp=engine["pp"], gpus_per_node=runtime_gpn,
                             gpus_per_node_fix=fix["method"],
                             ranks={str(r): v for r, v in sorted(ranks.items())},
                             problems=["%s Fix: %s" % (x["message"], x["fix"]) for x in problems])

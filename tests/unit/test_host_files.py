@@ -3,12 +3,18 @@
 the action in front reads controller-side sources."""
 
 import hashlib
+import json
 import os
 import stat
+import sys
 
 import host_files
 import pytest
-from conftest import load_action
+from conftest import ROOT, load_action
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from mpi_trt_ansible import fileio  # noqa: E402
 
 host_files_action = load_action("host_files")
 MARK = "Managed by mpi-trt-ansible"
@@ -88,3 +94,98 @@ def test_action_refuses_a_missing_source_outside_check_mode(run_action, tmp_path
     from ansible.errors import AnsibleActionFail
     with pytest.raises(AnsibleActionFail, match="does not exist on the controller"):
         run_action(host_files_action, {"files": [{"path": "/x", "src": str(tmp_path / "missing")}]}, transport="ssh")
+
+
+# --------------------------------------------------------------------------- --check --diff
+
+SSHD = "# Managed by mpi-trt-ansible\nPort 2233\nListenAddress 10.0.0.11\nPasswordAuthentication no\n"
+KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+def test_diff_shows_each_file_before_and_after(run_module, tmp_path):
+    conf, hostfile = tmp_path / "sshd_config", tmp_path / "hostfile"
+    conf.write_text(SSHD)
+    os.chmod(conf, 0o644)
+    me = "%d:%d" % (os.geteuid(), os.getegid())
+    new_conf = SSHD.replace("Port 2233", "Port 2234")
+    args = {"files": [{"path": str(conf), "content": new_conf},
+                      {"path": str(hostfile), "content": "gpu01 slots=8\n", "mode": "0600"}],
+            "dirs": [{"path": str(tmp_path / "d"), "mode": "0700"}],
+            "_ansible_check_mode": True, "_ansible_diff": True}
+    result = run_module(host_files, args)
+    assert result["changed"] is True and conf.read_text() == SSHD and not hostfile.exists()
+    dir_diff, conf_diff, host_diff = result["diff"]
+    assert dir_diff == {"before": {"path": str(tmp_path / "d"), "state": "absent"},
+                        "after": {"path": str(tmp_path / "d"), "state": "directory", "mode": "0700", "owner": me}}
+    assert conf_diff == {"before_header": str(conf), "after_header": str(conf), "before": SSHD, "after": new_conf}
+    assert host_diff == {"before_header": "%s (absent)" % hostfile, "after_header": str(hostfile),
+                         "before": "", "after": "gpu01 slots=8\n"}
+    # a mode change alone: the headers say it, the content is the same on both sides
+    os.chmod(conf, 0o600)
+    result = run_module(host_files, dict(args, files=[{"path": str(conf), "content": SSHD}], dirs=[]))
+    assert result["diff"] == [{"before_header": "%s (mode 0600)" % conf, "after_header": "%s (mode 0644)" % conf,
+                               "before": SSHD, "after": SSHD}]
+    # nothing changes: no diff
+    result = run_module(host_files, dict(args, files=[{"path": str(conf), "content": SSHD, "mode": "0600"}],
+                                         dirs=[]))
+    assert result["changed"] is False and "diff" not in result
+
+
+def test_diff_never_shows_a_secret(run_module, tmp_path):
+    key, token = tmp_path / "id_ed25519", tmp_path / "token"
+    result = run_module(host_files, {"files": [{"path": str(key), "content": KEY, "mode": "0600"},
+                                               {"path": str(token), "content": "s3cr3t\n", "diff": False}],
+                                     "_ansible_diff": True})
+    assert key.read_text() == KEY and token.read_text() == "s3cr3t\n"
+    assert [d["after"] for d in result["diff"]] == ["(content not shown)\n", "(content not shown)\n"]
+    replaced = KEY.replace("AAAA", "BBBB")
+    result = run_module(host_files, {"files": [{"path": str(key), "content": replaced, "mode": "0600"},
+                                               {"path": str(token), "content": "s3cr3t\n", "diff": False}],
+                                     "_ansible_check_mode": True, "_ansible_diff": True})
+    assert result["diff"] == [{"before_header": str(key), "after_header": str(key),
+                               "before": "(content not shown)\n", "after": "(content not shown: it changes)\n"}]
+    assert "b3BlbnNz" not in json.dumps(result["diff"]) and "s3cr3t" not in json.dumps(result["diff"])
+    # a key that replaces a public file is not shown either, nor what it replaces
+    pub = tmp_path / "known_hosts"
+    pub.write_text("node1 ssh-ed25519 AAAA\n")
+    result = run_module(host_files, {"files": [{"path": str(pub), "content": KEY}],
+                                     "_ansible_check_mode": True, "_ansible_diff": True})
+    assert result["diff"][0]["before"] == "(content not shown)\n"
+
+
+def test_action_passes_copies_diff_to_each_copy(run_action, tmp_path, monkeypatch):
+    src = tmp_path / "id_ed25519"
+    src.write_text(KEY)
+    captured = {}
+    monkeypatch.setattr(host_files_action.ActionModule, "_execute_module", _action_args(captured))
+    run_action(host_files_action, {"copies": {"ssh/id_ed25519": str(src)}, "copies_mode": "0600",
+                                   "copies_diff": False, "dest_dir": "/etc/mtrt/c"}, transport="ssh")
+    assert captured["module_args"] == {"files": [{"path": "/etc/mtrt/c/ssh/id_ed25519", "content": KEY,
+                                                  "mode": "0600", "diff": False}]}
+
+
+def test_file_diff_of_large_or_binary_content():
+    big = b"x" * (fileio.MAX_DIFF_BYTES + 1)
+    diff = fileio.file_diff("/p", None, big)
+    assert diff["after"] == "(content not shown: %d bytes, sha256 %s)\n" % (len(big), hashlib.sha256(big).hexdigest())
+    assert fileio.file_diff("/p", b"\xff\xfe", b"a\n", before_mode=0o644, mode=0o644)["before"].startswith(
+        "(binary content not shown: 2 bytes")
+
+
+def test_cluster_files_diff_is_the_same_form(tmp_path):
+    """The controller-side renderer shows its files' diffs through the same function."""
+    from types import SimpleNamespace
+    cluster_files = load_action("cluster_files")
+    (tmp_path / "hostfile").write_text("node1 slots=2\n")
+    os.chmod(tmp_path / "hostfile", 0o644)
+    os.chmod(tmp_path, 0o700)
+    task = SimpleNamespace(args={"dir": str(tmp_path), "files": [
+        {"dest": "hostfile", "content": "node1 slots=2\nnode2 slots=2\n", "mode": "0600"}]},
+        async_val=0, check_mode=True, diff=True, action="cluster_files")
+    action = cluster_files.ActionModule(task, SimpleNamespace(transport="local", _shell=SimpleNamespace(tmpdir=None)), play_context=None,
+                                        loader=None, templar=None)
+    result = action.run(task_vars={})
+    assert result["diff"] == [{"before_header": "%s (mode 0644)" % (tmp_path / "hostfile"),
+                               "after_header": "%s (mode 0600)" % (tmp_path / "hostfile"),
+                               "before": "node1 slots=2\n", "after": "node1 slots=2\nnode2 slots=2\n"}]
+    assert (tmp_path / "hostfile").read_text() == "node1 slots=2\n"

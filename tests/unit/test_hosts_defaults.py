@@ -77,7 +77,7 @@ def test_every_stage_script_is_copied_to_the_machines():
 def test_hosts_preflight_action_result(run_action):
     import json
     from conftest import FIXTURES
-    facts = json.loads((FIXTURES / "hosts" / "host_facts_three_simhosts.json").read_text())
+    facts = json.loads((FIXTURES / "hosts" / "hosts_preflight_facts_three_simhosts.json").read_text())
     facts["mh-host2"]["openmpi"]["version"] = "5.0.3"
     nodes = [{"name": n, "ip": "10.77.0.%d" % (11 + i), "gpus": [], "slots": 1, "mpi_host": m}
              for i, (n, m) in enumerate((("mh-host1", "mh-host1"), ("mh-host2", "mh-host2"),

@@ -10,7 +10,7 @@ from conftest import FIXTURES
 
 from mpi_trt_ansible import hosts
 
-FACTS = json.loads((FIXTURES / "hosts" / "host_facts_three_simhosts.json").read_text())
+FACTS = json.loads((FIXTURES / "hosts" / "hosts_preflight_facts_three_simhosts.json").read_text())
 NODES = [
     {"name": "mh-host1", "ip": "10.77.0.11", "slots": 2, "gpus": [], "mpi_host": "mh-host1",
      "fabric_ifname": None, "docker_host": None},

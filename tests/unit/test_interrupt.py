@@ -23,6 +23,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from mpi_trt_ansible import interrupt  # noqa: E402
 
+MODULE_UTILS = str(PLUGINS / "module_utils")  # what the run_report callback passes: its own plugin tree
+
 LAUNCHER = textwrap.dedent("""\
     import sys, types
     import ansible.module_utils
@@ -74,7 +76,7 @@ def launch(tmp_path):
 def test_running_launch_is_stopped_by_its_pid_file(launch):
     module, pid_dir, sleeps = launch
     mpirun_pid = int((pid_dir / ("mpi_hello-%d.pid" % module.pid)).read_text())
-    [entry] = interrupt.stop_launches([interrupt.Target("gpu0", "local", pid_dir=str(pid_dir))])
+    [entry] = interrupt.stop_launches([interrupt.Target("gpu0", "local", pid_dir=str(pid_dir))], MODULE_UTILS)
     assert entry["error"] is None and entry["via"] == "local" and entry["pid_dir"] == str(pid_dir)
     [stopped] = entry["launches"]
     assert (stopped["kind"], stopped["pid"], stopped["module_pid"]) == ("mpi_hello", mpirun_pid, module.pid)
@@ -92,7 +94,7 @@ def test_known_launch_whose_file_is_gone_is_stopped_too(launch):
     assert _wait(lambda: list(pid_dir.iterdir()) == [])
     assert all(_pids(["sleep", s]) for s in sleeps)  # its launch, a session of its own, runs on
     target = interrupt.Target("gpu0", "local", pid_dir=str(pid_dir), known=known)
-    [entry] = interrupt.stop_launches([target])
+    [entry] = interrupt.stop_launches([target], MODULE_UTILS)
     assert [launch["was_running"] for launch in entry["launches"]] == [True]
     assert not any(_pids(["sleep", s]) for s in sleeps)
 
@@ -106,7 +108,7 @@ def test_stale_and_reused_pids_are_left_alone(tmp_path):
     (pid_dir / "mpi_collectives-999997.pid").write_text("%d\n" % other.pid)
     (pid_dir / "notes.txt").write_text("not a pid file")
     try:
-        [entry] = interrupt.stop_launches([interrupt.Target("gpu0", "local", pid_dir=str(pid_dir))])
+        [entry] = interrupt.stop_launches([interrupt.Target("gpu0", "local", pid_dir=str(pid_dir))], MODULE_UTILS)
         by_kind = {launch["kind"]: launch for launch in entry["launches"]}
         assert set(by_kind) == {"mpi_hello", "mpi_collectives"}
         assert by_kind["mpi_hello"]["was_running"] is False
@@ -122,7 +124,7 @@ def test_unreachable_target_is_reported_not_raised(tmp_path):
     entries = interrupt.stop_launches([
         interrupt.Target("n1", "docker", address="mtrt-rep-no-such-container", python="python3"),
         interrupt.Target("n2", None, error="connection winrm: no way to reach the host to stop its launches")],
-        timeout_s=20)
+        MODULE_UTILS, timeout_s=20)
     assert entries[0]["host"] == "n1" and entries[0]["error"]
     assert entries[1] == {"host": "n2", "via": "-", "launches": [],
                           "error": "connection winrm: no way to reach the host to stop its launches"}
@@ -150,9 +152,24 @@ def test_targets_follow_the_hosts_connection(hostvars, via, argv):
 def test_payload_runs_without_ansible(tmp_path):
     """The shipped program needs only the standard library (a node's python3 has no Ansible)."""
     out = subprocess.run([sys.executable, "-I", "-S", "-", json.dumps({"pid_dir": str(tmp_path)})],
-                         input=interrupt.payload(), capture_output=True, text=True, timeout=30)
+                         input=interrupt.payload(MODULE_UTILS), capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"pid_dir": str(tmp_path), "launches": []}
+
+
+def test_payload_is_read_from_the_directory_given(tmp_path):
+    """An installed package has no plugin tree beside it: the stopper's sources come from the caller's
+    directory, and only from there."""
+    for name in ("mtrt_proc", "mtrt_launch_stop"):
+        text = (PLUGINS / "module_utils" / (name + ".py")).read_text()
+        (tmp_path / (name + ".py")).write_text(text + "\nMARK_%s = 'from %s'\n" % (name.upper(), tmp_path))
+    program = interrupt.payload(str(tmp_path))
+    assert "MARK_MTRT_PROC" in program and "MARK_MTRT_LAUNCH_STOP" in program
+    assert program.count(str(tmp_path)) == 2
+    with pytest.raises(FileNotFoundError):
+        interrupt.payload(str(tmp_path / "elsewhere"))
+    with pytest.raises(TypeError):
+        interrupt.payload()  # no default path beside the package
 
 
 FAKE_LAUNCH_MODULE = '''\

@@ -62,9 +62,9 @@ def test_ssh_client_config_pins_host_keys():
 
 
 def test_keys_are_generated_by_the_controller_side_action():
-    """Keys come from cluster_keys (0600 files, 0700 dirs: tests/unit/test_cluster_keys.py), nowhere else."""
+    """Keys come from ssh_keys (0600 files, 0700 dirs: tests/unit/test_ssh_keys.py), nowhere else."""
     tasks = (ROOT / "roles/ssh_keys/tasks/main.yml").read_text()
-    assert tasks.count("cluster_keys:") == 1
+    assert tasks.count("\n  ssh_keys:\n") == 1
     for file in _product_files():
         if file.suffix in (".yml", ".yaml", ".j2", ".sh"):
             assert "ssh-keygen" not in file.read_text(), file

@@ -35,7 +35,7 @@ def run(run_module, monkeypatch, fake, **args):
 def test_ring_chains_prove_every_hop_with_2n_connections(run_module, monkeypatch):
     fake = FakeSSH()
     result = run(run_module, monkeypatch, fake)
-    assert result["failed"] is False and result["failed_peers"] == []
+    assert result["failed"] is False and result["failed_peers"] == [] and result["failed_nodes"] == []
     assert fake.calls == [["n1", "n2"], ["n2", "n3"], ["n3", "n4"], ["n4", "n1"]]
     assert [(d["hops"], d["ok"], d["via"], d["answered_as"]) for d in result["direct"]] == [
         (["n1"], True, "ring", "n1"), (["n2"], True, "ring", "n2"), (["n3"], True, "ring", "n3"),
@@ -46,7 +46,7 @@ def test_ring_chains_prove_every_hop_with_2n_connections(run_module, monkeypatch
 def test_a_broken_node_is_named_once_not_as_its_chains(run_module, monkeypatch):
     fake = FakeSSH(broken={"n3"})
     result = run(run_module, monkeypatch, fake)
-    assert result["failed"] is True and result["failed_peers"] == ["n3"]
+    assert result["failed"] is True and result["failed_peers"] == ["n3"] and result["failed_nodes"] == ["n3"]
     # the chains into and out of n3 failed; only their peers were then checked directly
     assert sorted(c[0] for c in fake.calls if len(c) == 1) == ["n2", "n3", "n4"]
     assert "n3: n3 refused the cluster key (fix: re-run node_containers)" in result["msg"]
@@ -55,7 +55,7 @@ def test_a_broken_node_is_named_once_not_as_its_chains(run_module, monkeypatch):
 
 def test_a_bad_link_between_peers_is_named_as_the_hop(run_module, monkeypatch):
     result = run(run_module, monkeypatch, FakeSSH(bad_links={("n2", "n3")}))
-    assert result["failed_peers"] == ["n2->n3"]
+    assert result["failed_peers"] == ["n2->n3"] and result["failed_nodes"] == ["n2", "n3"]
     assert all(d["ok"] for d in result["direct"])
     assert "known_hosts" in result["msg"]
 

@@ -11,8 +11,9 @@ lines, mpirun's own error output, and the command. A launch that went right gets
 from __future__ import annotations
 
 from mpi_trt_ansible import diagnose
+from mpi_trt_ansible.rules import ranks_on_hosts
 
-from ..mdtext import code, fence, lines_cell, rank_ranges, ranks_on_hosts, raw, table
+from ..mdtext import code, fence, lines_cell, rank_ranges, raw, table
 
 RANK_ROWS = 8
 MPIRUN_LINES = 20

@@ -7,7 +7,8 @@ Allreduce (Reduce/Allreduce with MAX MIN SUM PROD LAND LOR BAND BOR MAXLOC
 MINLOC) and each message size, every rank fills rank-dependent inputs, runs
 the collective once and compares what it received with the value it must
 have (computed locally, independently of MPI), then times the collective.
-Rank 0 prints one line: ``MTRT-COLLECTIVES {json}``.
+Rank 0 prints one line: ``MTRT-COLLECTIVES {json}``, times only: the module's parser
+(module_utils/mtrt_collectives.py) derives the bandwidths from size and time, in one place.
 
 Inputs repeat with a short period, so buffers are built and compared at C
 speed (array repetition, bytes equality) without numpy.
@@ -35,15 +36,6 @@ FAULT_ENV = "MTRT_COLLECTIVES_INJECT_FAULT"
 COLLECTIVES = ("bcast", "scatter", "gather", "allgather", "reduce", "allreduce")
 OPS = ("MAX", "MIN", "SUM", "PROD", "LAND", "LOR", "BAND", "BOR", "MAXLOC", "MINLOC")
 MAX_FAILURES = 50
-
-
-def bus_factor(collective, n):
-    """nccl-tests' bus-bandwidth factor (busbw = algbw * factor)."""
-    if collective == "allreduce":
-        return 2.0 * (n - 1) / n
-    if collective in ("allgather", "gather", "scatter", "reducescatter"):
-        return (n - 1) / float(n)
-    return 1.0
 
 
 # --- inputs and the values they must reduce to --------------------------------
@@ -274,15 +266,13 @@ def run_row(comm, row, args, fault, host):
     if rank != 0:
         return None, [], 0
     avg = t_sum / n
-    algbw = row.size_bytes / avg / 1e9
     failures = [dict(b, collective=row.collective, op=row.op, size_bytes=row.size_bytes)
                 for b in bads if b is not None]
     result = {
         "collective": row.collective, "op": row.op, "size_bytes": row.size_bytes,
         "count": row.count, "dtype": row.dtype, "root": row.root, "iters": iters,
         "time_us": round(avg * 1e6, 3), "time_min_us": round(t_min * 1e6, 3),
-        "time_max_us": round(t_max * 1e6, 3), "algbw_gbps": round(algbw, 6),
-        "busbw_gbps": round(algbw * bus_factor(row.collective, n), 6),
+        "time_max_us": round(t_max * 1e6, 3),
         "correct": not failures, "bad_ranks": [f["rank"] for f in failures],
     }
     return result, failures, n_injected

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Install the TensorRT-LLM TEST DOUBLE of one recorded version into an image or a running node
 # (see README.md). Re-running it with another version swaps the version in place.
 # usage: install.sh VERSION SITE_PACKAGES EXAMPLES_DIR BIN_DIR [PYTHON]

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""host_facts: its parsers on captured output, the directory fingerprint, the TCP probe, and the module
+"""hosts_preflight_facts: its parsers on captured output, the directory fingerprint, the TCP probe, and the module
 run on this machine (with an Open MPI planted first on PATH, as the multihost scenario does)."""
 
 import errno
@@ -8,7 +8,7 @@ import socket
 import stat
 import sys
 
-import host_facts
+import hosts_preflight_facts
 import pytest
 from ansible.module_utils import mtrt_hostfacts as hf
 from conftest import FIXTURES
@@ -169,7 +169,7 @@ def test_module_on_this_machine_with_a_planted_open_mpi(run_module, tmp_path, mo
     monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
     model = tmp_path / "model"
     _tree(model, {"config.json": b"{}"})
-    result = run_module(host_facts, {
+    result = run_module(hosts_preflight_facts, {
         "python": sys.executable, "fabric_ip": "127.0.0.1", "hash_dirs": [str(model), str(tmp_path / "none")],
         "hash_cache": str(tmp_path / "cache" / "dirhash.json"), "stat_paths": [str(model)],
         "probes": [{"name": "nobody", "ip": "127.0.0.1", "port": 1}], "probe_timeout_s": 1})
@@ -189,7 +189,7 @@ def test_module_on_this_machine_with_a_planted_open_mpi(run_module, tmp_path, mo
 
 def test_module_without_open_mpi_says_so(run_module, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    result = run_module(host_facts, {"python": sys.executable, "mpirun": "mpirun-missing",
+    result = run_module(hosts_preflight_facts, {"python": sys.executable, "mpirun": "mpirun-missing",
                                      "hash_cache": ""})
     assert result["openmpi"] == {"found": False, "mpirun": None, "ompi_info": None, "version": None,
                                  "major": None, "error": "mpirun-missing is not on PATH"}

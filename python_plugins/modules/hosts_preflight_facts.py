@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: host_facts
+module: hosts_preflight_facts
 short_description: Read one machine's MPI stack, fabric address, limits, GPUs, host keys and directory hashes
 description:
   - Runs on every machine of a cluster spread over several hosts (C(cluster_mode) V(hosts) or
@@ -87,7 +87,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Read what this machine has
-  host_facts:
+  hosts_preflight_facts:
     python: python3
     user: mtrt
     fabric_ip: 10.0.0.11

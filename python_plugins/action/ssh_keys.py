@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - ansible-core itself depends on cryptog
     HAS_CRYPTOGRAPHY = False
 
 DOCUMENTATION = r"""
-action: cluster_keys
+action: ssh_keys
 short_description: Make sure ed25519 SSH key pairs exist on the controller (one task for all)
 description:
   - For each key, C(<dir>/<path>) (private, OpenSSH format, no passphrase) and C(<path>.pub).
@@ -138,21 +138,21 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         if self._connection.transport not in _LOCAL:
-            raise AnsibleActionFail("cluster_keys writes controller-side files: delegate it to localhost")
+            raise AnsibleActionFail("ssh_keys writes controller-side files: delegate it to localhost")
         if not HAS_CRYPTOGRAPHY:
-            raise AnsibleActionFail("cluster_keys needs the Python cryptography library on the controller")
+            raise AnsibleActionFail("ssh_keys needs the Python cryptography library on the controller")
         args = self._task.args
         base = args.get("dir")
         keys = args.get("keys")
         if not base or not isinstance(keys, dict):
-            raise AnsibleActionFail("cluster_keys needs dir and keys (a dict of path to comment)")
+            raise AnsibleActionFail("ssh_keys needs dir and keys (a dict of path to comment)")
         check = bool(self._task.check_mode)
         changed = _ensure_dir(base, check)
         entries, counts = [], {}
         for rel in sorted(keys):
             path = os.path.normpath(os.path.join(base, rel))
             if not path.startswith(os.path.normpath(base) + os.sep):
-                raise AnsibleActionFail("cluster_keys: key path %s is outside %s" % (rel, base))
+                raise AnsibleActionFail("ssh_keys: key path %s is outside %s" % (rel, base))
             changed = _ensure_dir(os.path.dirname(path), check) or changed
             action, public = ensure_key(path, str(keys[rel] or ""), check)
             changed = changed or action != "kept"

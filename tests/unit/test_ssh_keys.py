@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""cluster_keys: ed25519 pairs on the controller, 0600 in 0700 directories, existing identities kept."""
+"""ssh_keys: ed25519 pairs on the controller, 0600 in 0700 directories, existing identities kept."""
 
 import os
 import stat
@@ -10,7 +10,7 @@ from conftest import load_action
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-cluster_keys = load_action("cluster_keys")
+ssh_keys = load_action("ssh_keys")
 KEYS = {"ssh/id_ed25519": "mpi-trt-ansible c1", "hostkeys/node1_ed25519": "node1",
         "hostkeys/node2_ed25519": "node2"}
 
@@ -28,7 +28,7 @@ def public_of(private_path):
 
 def test_generates_every_pair_with_modes_and_matching_halves(tmp_path, run_action):
     state = tmp_path / "state"
-    result = run_action(cluster_keys, {"dir": str(state), "keys": KEYS})
+    result = run_action(ssh_keys, {"dir": str(state), "keys": KEYS})
     assert result["changed"] is True and result["counts"] == {"generated": 3}
     assert mode(state) == 0o700 and mode(state / "ssh") == 0o700 and mode(state / "hostkeys") == 0o700
     for rel, comment in KEYS.items():
@@ -44,21 +44,21 @@ def test_generates_every_pair_with_modes_and_matching_halves(tmp_path, run_actio
 
 def test_second_run_keeps_every_identity(tmp_path, run_action):
     args = {"dir": str(tmp_path), "keys": KEYS}
-    run_action(cluster_keys, args)
+    run_action(ssh_keys, args)
     before = {rel: (tmp_path / rel).read_bytes() for rel in KEYS}
-    result = run_action(cluster_keys, args)
+    result = run_action(ssh_keys, args)
     assert result["changed"] is False and result["counts"] == {"kept": 3}
     assert {rel: (tmp_path / rel).read_bytes() for rel in KEYS} == before
 
 
 def test_repairs_what_it_can_and_replaces_what_it_cannot(tmp_path, run_action):
     args = {"dir": str(tmp_path), "keys": KEYS}
-    run_action(cluster_keys, args)
+    run_action(ssh_keys, args)
     kept = (tmp_path / "ssh/id_ed25519").read_bytes()
     os.unlink(tmp_path / "ssh/id_ed25519.pub")                       # public half lost
     (tmp_path / "hostkeys/node1_ed25519").write_bytes(b"garbage\n")  # private half damaged
     os.chmod(tmp_path / "hostkeys/node2_ed25519", 0o644)             # mode drifted
-    result = run_action(cluster_keys, args)
+    result = run_action(ssh_keys, args)
     actions = {os.path.relpath(e["path"], tmp_path): e["action"] for e in result["keys"]}
     assert actions == {"ssh/id_ed25519": "public_key_written", "hostkeys/node1_ed25519": "replaced",
                        "hostkeys/node2_ed25519": "mode_fixed"}
@@ -71,14 +71,14 @@ def test_repairs_what_it_can_and_replaces_what_it_cannot(tmp_path, run_action):
 
 def test_check_mode_reports_and_writes_nothing(tmp_path, run_action):
     state = tmp_path / "state"
-    result = run_action(cluster_keys, {"dir": str(state), "keys": KEYS}, check_mode=True)
+    result = run_action(ssh_keys, {"dir": str(state), "keys": KEYS}, check_mode=True)
     assert result["changed"] is True and result["counts"] == {"generated": 3}
     assert not state.exists()
 
 
 def test_refuses_paths_outside_the_directory_and_remote_hosts(tmp_path, run_action):
     with pytest.raises(AnsibleActionFail, match="outside"):
-        run_action(cluster_keys, {"dir": str(tmp_path), "keys": {"../escape": "x"}})
+        run_action(ssh_keys, {"dir": str(tmp_path), "keys": {"../escape": "x"}})
     with pytest.raises(AnsibleActionFail, match="delegate it to localhost"):
-        run_action(cluster_keys, {"dir": str(tmp_path), "keys": KEYS}, transport="community.docker.docker")
+        run_action(ssh_keys, {"dir": str(tmp_path), "keys": KEYS}, transport="community.docker.docker")
     assert list(tmp_path.iterdir()) == []
