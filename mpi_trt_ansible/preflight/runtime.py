@@ -12,7 +12,7 @@ mpi4py:
   created and removed by its exact name (:func:`probe_image`), once per image ID: the answer is kept in
   the cluster's state directory (:func:`cached_image_probe`), so a warm run asks docker nothing. The
   empty base (the offline Debian one) is known by construction (:func:`offline_base`);
-* hosts mode: the preflight across hosts already reads every machine's interpreter (``host_facts``).
+* hosts mode: the preflight across hosts already reads every machine's interpreter (``hosts_preflight_facts``).
 
 The rules (no I/O): :func:`trtllm_gate` (do the TensorRT-LLM stages run, with which version, and what
 stops ``cluster_trtllm_enabled: true``) and :func:`mpi4py_problems` (the ranks' interpreter imports mpi4py,

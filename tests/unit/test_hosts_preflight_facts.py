@@ -205,11 +205,11 @@ def test_module_reads_the_host_keys_sshd_t_names(run_module, tmp_path, monkeypat
                                   "echo 'hostkey %s'\n" % (tmp_path / "host_ed25519"))
     (bin_dir / "sshd").chmod(0o755)
     monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
-    result = run_module(host_facts, {"python": sys.executable, "hash_cache": ""})
+    result = run_module(hosts_preflight_facts, {"python": sys.executable, "hash_cache": ""})
     assert result["host_keys"] == ["ssh-ed25519 AAAAfromsshdT"]
     assert result["host_key_files"] == {"source": "sshd -T", "paths": [str(tmp_path / "host_ed25519")],
                                         "read": [str(tmp_path / "host_ed25519")]}
     # An sshd -T that fails (no readable key as a non-root user): the default paths are read instead.
     (bin_dir / "sshd").write_text("#!/bin/sh\necho 'sshd: no hostkeys available -- exiting.' >&2\nexit 1\n")
-    result = run_module(host_facts, {"python": sys.executable, "hash_cache": ""})
+    result = run_module(hosts_preflight_facts, {"python": sys.executable, "hash_cache": ""})
     assert result["host_key_files"]["source"] == "default" and result["host_key_files"]["paths"] is None

@@ -265,7 +265,7 @@ def test_the_action_reads_the_controllers_interpreter_in_local_mode(tmp_path, mo
 
 # --- hosts mode: the version the machines' interpreter holds ------------------------------------------------------
 
-HOSTS_FACTS = json.loads((FIXTURES / "hosts" / "host_facts_three_simhosts.json").read_text())
+HOSTS_FACTS = json.loads((FIXTURES / "hosts" / "hosts_preflight_facts_three_simhosts.json").read_text())
 HOSTS_NODES = [{"name": h, "ip": "10.77.0.1%d" % i, "slots": 1, "gpus": [0], "mpi_host": h}
                for i, h in enumerate(("mh-host1", "mh-host2", "mh-host3"), 1)]
 
