@@ -18,7 +18,7 @@ import triton_serve_instance
 import triton_serve_loadtest
 import triton_serve_repo
 from ansible.module_utils import mtrt_serve_image
-from conftest import ROOT
+from conftest import ROOT, ansible_reads_failed
 from serve_fakes import FakeTriton, write_fake_mpirun
 
 import mtrt_serve as serve_filters
@@ -112,7 +112,7 @@ def instance(tmp_path, monkeypatch):
                                                               "http_port": port}],
                                  "cluster_serve_repo_root": str(tmp_path / "repos")}, nodes)["servers"][0]
     args = {"server": server, "run_dir": str(tmp_path / "run"), "mpirun": write_fake_mpirun(tmp_path),
-            "tritonserver": "/bin/true", "config_hash": "h1", "ready_timeout_s": 20, "stop_timeout_s": 5}
+            "tritonserver": "/bin/true", "config_hash": "h1", "timeout_s": 20, "stop_timeout_s": 5}
     monkeypatch.setenv("MTRT_LAUNCH_DIR", str(tmp_path / "launch"))
     started = []
     yield args, started
@@ -137,12 +137,17 @@ def test_a_server_starts_detached_answers_and_a_second_run_leaves_it_alone(run_m
     started.append(first["pid"])
     assert first["action"] == "started" and first["changed"] and alive(first["pid"])
     assert first["probe_text"] == "fake ping" and first["time_to_ready_s"] > 0
+    # Launch keys: mpirun runs detached (rc null) and the module says failed=false itself, or Ansible
+    # would read the null rc as a failure; the log since the start is read per rank.
+    assert (first["rc"], first["timed_out"], first["detached"], first["ranks_seen"]) == (None, False, True, [0])
+    assert "Started HTTPService" in first["stdout_tail"] and first["explained"] == []
     assert list(first["readiness"])[:2] == ["health", "identity"] and "generate" in first["readiness"]
     record = json.loads((tmp_path / "run" / "a" / "launch.json").read_text())
     assert record["pid"] == first["pid"] and record["marker"] == args["server"]["shm_prefix"]
     assert (tmp_path / "run" / "a" / "hostfile").read_text() == "n1 slots=2\n"
     assert "==== mtrt start" in (tmp_path / "run" / "a" / "server.log").read_text()
-    again = run_module(triton_serve_instance, args)
+    again = run_module(triton_serve_instance, args, raw=True)
+    assert not ansible_reads_failed(again)
     assert again["action"] == "unchanged" and not again["changed"] and again["pid"] == first["pid"]
     check = run_module(triton_serve_instance, dict(args, state="checked"))
     assert check["would"] == "unchanged" and not check["changed"] and check["conflicts"] == []
@@ -191,18 +196,32 @@ def test_a_rank_that_fails_to_load_fails_the_start_naming_rank_host_and_lines(ru
     monkeypatch.setenv("FAKE_MODE", "exit")
     result = run_module(triton_serve_instance, args)
     assert result["failed"] and result["pid"] is None
-    assert "instance a: mpirun exited before the server was ready (rank 1 on n1 exited with code 1)" in result["msg"]
+    assert "instance a: mpirun exited with 1 before the server was ready (rank 1 on n1 exited with code 1)" \
+        in result["msg"]
     assert "failed to load 'tensorrt_llm' version 1: boom" in result["msg"]
     assert result["failed_rank"]["rank"] == 1 and result["failed_rank"]["host"] == "n1"
+    # The shared launch keys of the one launcher: how it ended, who printed, the known cause explained.
+    assert (result["rc"], result["timed_out"], result["detached"]) == (1, False, True)
+    assert result["ranks_seen"] == [0, 1] and result["ranks_silent"] == []
+    assert result["expected_placement"] == {"0": "n1", "1": "n1"}
+    assert result["explained"][0]["cause"] == "Triton could not load model tensorrt_llm: boom"
+    assert "Cause: Triton could not load model tensorrt_llm: boom" in result["msg"]
+    assert "Process name: [[4242,1],1]" in result["stderr_tail"]  # mpirun's own lines
+    assert result["rank_tails"]["1"][-1].endswith("version 1: boom\"")
+    assert result["command"][0] == args["mpirun"] and "--tag-output" in result["command"]
 
 
 def test_a_server_never_ready_is_stopped_at_the_bound(run_module, instance, tmp_path, monkeypatch):
     args, started = instance
     monkeypatch.setenv("FAKE_MODE", "hang")
     t0 = time.monotonic()
-    result = run_module(triton_serve_instance, dict(args, ready_timeout_s=2))
+    result = run_module(triton_serve_instance, dict(args, timeout_s=2))
     assert result["failed"] and time.monotonic() - t0 < 15
     assert "instance a: not ready within 2s (cluster_serve_ready_timeout_s) - stuck at health" in result["msg"]
+    assert result["timed_out"] and result["rc"] is not None and result["left_running"] == []
+    # Only rank 0 printed (the fake runs rank 0's server alone): rank 1 is named as silent, with its host.
+    assert result["ranks_seen"] == [0] and result["ranks_silent"] == [1]
+    assert "rank(s) 1 on n1 never printed anything" in result["msg"]
     record = json.loads((tmp_path / "run" / "a" / "launch.json").read_text())
     assert record["pid"] is None
 
