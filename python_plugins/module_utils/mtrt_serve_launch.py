@@ -129,13 +129,18 @@ def marked(marker, proc="/proc", exclude=()):
 
 
 def record_alive(record, proc="/proc"):
-    """Whether the mpirun a launch record names still runs (same pid, same start, same marker)."""
-    if not record or not record.get("pid"):
+    """Whether the mpirun a launch record names still runs (same pid, same start, same marker).
+
+    A process whose command line reads empty, with the recorded pid and start time, is the one
+    started: /proc shows a process before exec has set its arguments.
+    """
+    if not record or not record.get("pid") or record.get("start_ticks") is None:
         return False
     pid = int(record["pid"])
     if proc_start_ticks(pid, proc) != record.get("start_ticks"):
         return False
-    return record.get("marker", "") in proc_cmdline(pid, proc)
+    cmdline = proc_cmdline(pid, proc)
+    return not cmdline or record.get("marker", "") in cmdline
 
 
 # --- listening sockets ------------------------------------------------------------------------

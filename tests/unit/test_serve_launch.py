@@ -177,6 +177,16 @@ def test_a_launch_record_names_its_process_by_pid_start_time_and_marker(tmp_path
     assert launch.marked("mtrt-a-1-r", proc) == [40]
 
 
+def test_a_fresh_process_whose_arguments_are_not_readable_yet_is_alive(tmp_path):
+    """/proc shows a started process before exec has set its arguments (an empty cmdline): with the
+    recorded pid and start time it is the server just started, not a dead one."""
+    proc = fake_proc(tmp_path, {50: (["x"], "R", 1, 777, [])})
+    (tmp_path / "proc" / "50" / "cmdline").write_bytes(b"")
+    assert launch.record_alive({"pid": 50, "start_ticks": 777, "marker": "mtrt-a-1-r"}, proc)
+    assert not launch.record_alive({"pid": 50, "start_ticks": 776, "marker": "mtrt-a-1-r"}, proc)
+    assert not launch.record_alive({"pid": 50, "start_ticks": None, "marker": "mtrt-a-1-r"}, proc)
+
+
 def test_a_detached_start_returns_once_its_command_line_is_readable(tmp_path):
     server = leader()
     params = {"mpirun": "/bin/sh", "mca": {}, "env": {"MTRT_X": "1"}, "extra_args": [], "tag_output": False}

@@ -111,12 +111,15 @@ def instance(tmp_path, monkeypatch):
                                  "cluster_serve_instances": [{"name": "a", "slots": ["n1:0", "n1:1"],
                                                               "http_port": port}],
                                  "cluster_serve_repo_root": str(tmp_path / "repos")}, nodes)["servers"][0]
+    # The bound only matters when a start fails: generous, so that 2 busy cores never decide a test.
     args = {"server": server, "run_dir": str(tmp_path / "run"), "mpirun": write_fake_mpirun(tmp_path),
-            "tritonserver": "/bin/true", "config_hash": "h1", "timeout_s": 20, "stop_timeout_s": 5}
+            "tritonserver": "/bin/true", "config_hash": "h1", "timeout_s": 120, "stop_timeout_s": 5}
     monkeypatch.setenv("MTRT_LAUNCH_DIR", str(tmp_path / "launch"))
     started = []
     yield args, started
-    for pid in started:  # never leave a fake server behind
+    for pid in started:  # never leave a fake server behind (a start that failed has no pid)
+        if pid is None:
+            continue
         try:
             os.kill(pid, 9)
         except ProcessLookupError:
@@ -131,10 +134,17 @@ def alive(pid):
         return False
 
 
+def start(run_module, args, started, **over):
+    """Start the fake server; the start must succeed (its message says why when it did not)."""
+    result = run_module(triton_serve_instance, dict(args, **over))
+    started.append(result["pid"])
+    assert not result["failed"], result["msg"]
+    return result
+
+
 def test_a_server_starts_detached_answers_and_a_second_run_leaves_it_alone(run_module, instance, tmp_path):
     args, started = instance
-    first = run_module(triton_serve_instance, args)
-    started.append(first["pid"])
+    first = start(run_module, args, started)
     assert first["action"] == "started" and first["changed"] and alive(first["pid"])
     assert first["probe_text"] == "fake ping" and first["time_to_ready_s"] > 0
     # Launch keys: mpirun runs detached (rc null) and the module says failed=false itself, or Ansible
@@ -155,20 +165,17 @@ def test_a_server_starts_detached_answers_and_a_second_run_leaves_it_alone(run_m
 
 def test_a_changed_repository_restarts_it_check_mode_only_says_so(run_module, instance):
     args, started = instance
-    first = run_module(triton_serve_instance, args)
-    started.append(first["pid"])
+    first = start(run_module, args, started)
     dry = run_module(triton_serve_instance, dict(args, config_hash="h2", _ansible_check_mode=True))
     assert dry["action"] == "restarted" and dry["changed"] and alive(first["pid"])
-    second = run_module(triton_serve_instance, dict(args, config_hash="h2"))
-    started.append(second["pid"])
+    second = start(run_module, args, started, config_hash="h2")
     assert second["action"] == "restarted" and second["pid"] != first["pid"] and not alive(first["pid"])
     assert second["reason"] == "its settings or model repository changed"
 
 
 def test_stop_signals_its_own_mpirun_and_leaves_nothing(run_module, instance, tmp_path):
     args, started = instance
-    first = run_module(triton_serve_instance, args)
-    started.append(first["pid"])
+    first = start(run_module, args, started)
     stopped = run_module(triton_serve_instance, dict(args, state="stopped"))
     assert stopped["action"] == "stopped" and stopped["changed"] and stopped["leftovers"] == []
     assert not alive(first["pid"])
