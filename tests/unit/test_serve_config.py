@@ -6,7 +6,8 @@ import re
 
 import pytest
 from ansible.module_utils import mtrt_serve_config as cfg
-from ansible.module_utils.mtrt_serve_proxy import nginx_conf
+
+from mpi_trt_ansible.serving_proxy import nginx_conf
 
 SPEC = {"backend": "tensorrtllm", "max_batch_size": 4, "engine_dir": "/TRTDir/engines/e",
         "tokenizer_dir": "/TRTDir/Models/m"}
