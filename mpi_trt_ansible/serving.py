@@ -558,7 +558,9 @@ def serve_problems(settings, nodes):
 def serve_plan(settings, nodes):
     """The servers to run and the proxy in front; raises :class:`ServeError` listing the problems.
 
-    ``{mode, world_size, servers: [...], proxy: {...}, endpoint}``; each server has its name,
+    ``{mode, world_size, servers: [...], proxy: {...}, endpoint}``; ``proxy`` has ``upstreams`` (rank 0
+    of each server, in nginx.conf) and ``container`` (what the proxy container is created with: its
+    published address and port, listen port and IP); each server has its name,
     rank 0's host/ip/ports, ``ranks`` ``[{rank, node, mpi_host, ip, slot, gpu}]``, ``hosts``,
     ``repo``, ``shm_prefix``, ``server_id``, GPU ids (``gpu_device_ids`` in leader mode,
     ``gpu_sets`` and ``participant_ids`` in orchestrator mode) and the backend ``env``.
@@ -575,6 +577,9 @@ def serve_plan(settings, nodes):
              "ip": proxy_ip(settings) if str(_get(settings, "cluster_mode")) == "docker" else "127.0.0.1",
              "upstreams": [{"name": s["name"], "address": "%s:%d" % (_reach(settings, s), s["http_port"])}
                            for s in parse.servers]}
+    # What the proxy container is created with (a change means a new container); the upstreams are not:
+    # they live in nginx.conf, which is rewritten and reloaded, so in-flight requests finish.
+    proxy["container"] = {k: proxy[k] for k in ("address", "port", "listen_port", "ip")}
     first = parse.servers[0]
     endpoint = ("http://%s:%d" % (proxy["address"], proxy["port"]) if proxy_on
                 else "http://%s:%d" % (_reach(settings, first), first["http_port"]))
