@@ -38,6 +38,8 @@ ENGINE_MODEL = "tensorrt_llm"
 TAIL_LINES = 30
 _NOTICED_RE = re.compile(r"process rank (\d+) with PID \d+ on node (\S+) exited on signal (\d+)(?: \((\w+)\))?")
 _EXITCODE_RE = re.compile(r"Process name:\s*\[\[\d+,\d+\],(\d+)\]\s*\n\s*Exit code:\s*(-?\d+)")
+# Open MPI's [proc-exit-no-sync] / [proc-ordered-abort] notices (the line breaks after "on").
+_IMPROPER_RE = re.compile(r"process rank (\d+) with PID \d+ on\s+node (\S+) (exiting improperly|calling \"abort\")")
 _ERROR_RE = re.compile(r"(^E\d{4} |error|Error|ERROR|Traceback|Exception|already in use|failed|Failed)")
 
 
@@ -237,6 +239,10 @@ def failing_rank(log_text, server):
     if rank is None and code:
         rank = int(code.group(1))
         reason = "exited with code %s" % code.group(2)
+    improper = _IMPROPER_RE.search(text)
+    if rank is None and improper:
+        rank = int(improper.group(1))
+        reason = "exited without finalizing MPI" if improper.group(3) == "exiting improperly" else "called abort"
     _plain, per_rank = split_tagged(text)
     if rank is None:
         for r in sorted(per_rank):

@@ -254,6 +254,18 @@ def test_a_rank_killed_by_a_signal_is_named_from_mpiruns_notice():
     assert (why["rank"], why["host"], why["reason"]) == (1, "n2", "exited on signal 9 (Killed)")
 
 
+def test_a_rank_that_left_without_finalizing_mpi_is_named_from_mpiruns_notice():
+    # SYNTHESISED from Open MPI's [proc-exit-no-sync] help text (the line breaks after "on").
+    log = ("[1,1]<stderr>:E1201 model_lifecycle.cc:642] \"failed to load 'tensorrt_llm' version 1: Internal: "
+           "TritonModelException: TEST STAND-IN: rank 1 of instance a was told to fail\"\n"
+           "--------------------------------------------------------------------------\n"
+           "mpirun has exited due to process rank 1 with PID 0 on\n"
+           "node n2 exiting improperly. There are three reasons this could occur:\n")
+    why = launch.failing_rank(log, leader(("n1:0", "n2:0")))
+    assert (why["rank"], why["host"], why["reason"]) == (1, "n2", "exited without finalizing MPI")
+    assert "TEST STAND-IN: rank 1 of instance a was told to fail" in why["lines"][-1]
+
+
 def test_only_the_last_start_of_a_log_is_read():
     text = (LOGS / "rank_killed.log").read_text() + mtrt_launch.start_line(["mpirun", "again"]) + "[1,0]<stderr>:fine\n"
     assert mtrt_launch.last_start(text).startswith(mtrt_launch.START_MARK)
