@@ -45,9 +45,25 @@ def mtrt_serve_stale(previous, current):
     return [s for s in previous or [] if (s.get("name"), s.get("host")) not in now]
 
 
+def mtrt_serve_repo_peers(servers, nodes, launcher):
+    """``{server name: [mpi_host, ...]}``: the other machines each server's ranks run on, which need a copy
+    of its model repository when no filesystem is shared (the launcher writes them)."""
+    me = next((n.get("mpi_host") or n.get("name") for n in nodes or [] if n.get("name") == launcher), launcher)
+    out = {}
+    for server in servers or []:
+        peers = []
+        for rank in server.get("ranks") or []:
+            host = rank.get("mpi_host") or rank.get("node")
+            if host != me and host not in peers:
+                peers.append(host)
+        out[server["name"]] = peers
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {"mtrt_nginx_conf": mtrt_nginx_conf,
                 "mtrt_serve_instance_line": mtrt_serve_instance_line,
                 "mtrt_serve_loadtest_line": mtrt_serve_loadtest_line,
-                "mtrt_serve_stale": mtrt_serve_stale}
+                "mtrt_serve_stale": mtrt_serve_stale,
+                "mtrt_serve_repo_peers": mtrt_serve_repo_peers}

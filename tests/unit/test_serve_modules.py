@@ -367,3 +367,15 @@ def test_the_summary_lines_say_what_each_server_did_and_what_the_load_test_measu
                                                    "latency_s": {"p50": 0.1, "p95": 0.2, "p99": 0.3},
                                                    "tokens_per_s": 9.5, "errors": 0})
     assert load == "load test: 4/4 ok (a=2, b=2), p50 0.1s p95 0.2s p99 0.3s, 9.5 tokens/s, 0 errors"
+
+
+def test_without_a_shared_filesystem_each_repository_goes_to_the_other_machines_of_its_ranks():
+    nodes = [{"name": "gpu01", "ip": "10.0.0.11", "slots": 2, "gpus": [0, 1], "mpi_host": "gpu01"},
+             {"name": "gpu02", "ip": "10.0.0.12", "slots": 2, "gpus": [0, 1], "mpi_host": "simgpu02"},
+             {"name": "gpu03", "ip": "10.0.0.13", "slots": 2, "gpus": [0, 1], "mpi_host": "gpu03"}]
+    plan = serving.serve_plan({"cluster_serve_enabled": True, "cluster_mode": "hosts", "cluster_serve_instances": [
+        {"name": "a", "slots": ["gpu01:0", "gpu02:1"]}, {"name": "b", "slots": ["gpu02:0", "gpu03:1"]},
+        {"name": "c", "slots": ["gpu03:0", "gpu01:1"]}]}, nodes)
+    # The launcher (gpu01) wrote every repository; the peers are named as ssh knows them (mpi_host).
+    assert serve_filters.mtrt_serve_repo_peers(plan["servers"], nodes, "gpu01") == {
+        "a": ["simgpu02"], "b": ["simgpu02", "gpu03"], "c": ["gpu03"]}
