@@ -17,7 +17,7 @@ The answer's text starts with ``ranks=<rank>@<host>/gpu<g>,...`` listing every r
 part, so a test can tell a real multi-rank answer from a faked one. A failure knob for tests:
 ``standin_fail_rank`` (a config parameter) makes that rank's ``initialize()`` fail in leader mode,
 as a rank whose engine cannot load does; ``standin_fail_instance`` limits it to the repository of
-that instance (the directory above the model's). Each rank spends
+that instance (a directory of the model's path). Each rank spends
 ``standin_service_ms`` (a config parameter, default 0) per request, sequentially, so the time a
 request costs is fixed and known. mpi4py is imported lazily, inside ``initialize()``.
 """
@@ -97,12 +97,14 @@ class TritonPythonModel:
         fail_rank = _param(cfg, "standin_fail_rank")
         if fail_rank is None or int(fail_rank) != rank:
             return
-        instance = os.path.basename(os.path.dirname(os.path.abspath(str(args.get("model_repository", "")))))
+        # The model's directory (<repository>/<instance>/tensorrt_llm) names the instance.
+        path = os.path.abspath(str(args.get("model_repository", "")))
         only = _param(cfg, "standin_fail_instance")
-        if only and only != instance:
+        if only and only not in path.split(os.sep):
             return
         raise pb_utils.TritonModelException(
-            "TEST STAND-IN: rank %d of instance %s was told to fail in initialize (standin_fail_rank)" % (rank, instance))
+            "TEST STAND-IN: rank %d of instance %s was told to fail in initialize (standin_fail_rank)"
+            % (rank, only or path))
 
     def _start_orchestrator(self, args, world):
         if world.Get_size() != 1:
