@@ -418,7 +418,8 @@ class Instance:
             self.failed_start(record, ready, t0)
         record["time_to_ready_s"] = round(time.monotonic() - t0, 3)
         self.write_record(record)
-        mtrt_launch.record_detached(self.result, self.launch, self.log_since_start(), duration_s=record["time_to_ready_s"])
+        mtrt_launch.record_detached(self.result, self.launch, self.log_since_start(),
+                                    duration_s=record["time_to_ready_s"])
         self.result.update(time_to_ready_s=record["time_to_ready_s"], probe_text=ready["text"])
 
     def failed_start(self, record, ready, t0):

@@ -78,7 +78,8 @@ RAW = [
     ("[1,1]<stderr>:E1201 model_lifecycle.cc:642] \"failed to load 'tensorrt_llm' version 1: Internal: "
      "TritonModelException: Decoder (GPT) model path at /TRTDir/engines/e does not exist.",
      "the engine directory /TRTDir/engines/e is not on that rank's node", "set cluster_serve_engine_dir"),
-    ("[node2:00123] OPAL ERROR: getting local rank failed --> Returned value No permission (-17) instead of ORTE_SUCCESS",
+    ("[node2:00123] OPAL ERROR: getting local rank failed --> Returned value No permission (-17) instead of "
+     "ORTE_SUCCESS",
      "MPI was initialised a second time in one rank", "let only the engine model"),
     ("triton_python_backend_stub: error while loading shared libraries: libcudart-d0da41ae.so.12.6.77: cannot open "
      "shared object file: No such file or directory",

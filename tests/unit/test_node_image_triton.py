@@ -51,7 +51,8 @@ def test_the_wheel_is_pinned_by_version_file_and_checksum():
 # --- the one fetch of the wheel (roles/node_image/files/fetch_wheel.py, also run by scripts/test.sh) ----
 def _fetch_wheel():
     import importlib.util
-    spec = importlib.util.spec_from_file_location("fetch_wheel", ROOT / "roles" / "node_image" / "files" / "fetch_wheel.py")
+    path = ROOT / "roles" / "node_image" / "files" / "fetch_wheel.py"
+    spec = importlib.util.spec_from_file_location("fetch_wheel", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -59,7 +60,8 @@ def _fetch_wheel():
 
 def test_the_fetch_reads_the_roles_pin_and_caches_outside_the_state_directories(monkeypatch):
     fw = _fetch_wheel()
-    assert fw.role_pin() == {"spec": DEFAULTS["node_image_triton_wheel"], "file": DEFAULTS["node_image_triton_wheel_file"],
+    assert fw.role_pin() == {"spec": DEFAULTS["node_image_triton_wheel"],
+                             "file": DEFAULTS["node_image_triton_wheel_file"],
                              "sha256": DEFAULTS["node_image_triton_wheel_sha256"]}
     monkeypatch.delenv("MTRT_WHEEL_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", "/c")
