@@ -172,6 +172,11 @@ KNOWN_ERRORS = (
      "cause": "the Python backend's stub on that node cannot find {lib}",
      "fix": "install the server with its libraries on every node at the same path (cluster_image_triton: true "
             "registers them with ld.so.conf), or export LD_LIBRARY_PATH in a wrapper each rank runs"},
+    {"id": "triton_stub_died",
+     "pattern": r"Stub process '(?P<stub>[^']+)' is not healthy",
+     "cause": "the Python backend's process of model instance {stub} ended (it exited or crashed) while its model "
+              "loaded or ran",
+     "fix": "the rank's last lines say why it ended (the model's own error, a missing module or library)"},
     {"id": "triton_repo_missing",
      "pattern": r"failed to stat file (?P<path>/\S+)",
      "cause": "{path} is not on that rank's node (the model repository or a file it names)",

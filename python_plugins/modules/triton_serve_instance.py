@@ -448,12 +448,12 @@ class Instance:
         silent = self.result["ranks_silent"]
         if silent and len(silent) < len(self.launch.placement):
             parts.append("rank(s) %s never printed anything" % self.launch.hosts_of_ranks(silent))
-        # The failing rank's own errors are explained first (a CPU server also logs harmless GPU lines).
-        causes = explain("\n".join(why["lines"])) + [e for e in self.result["explained"]
-                                                      if e["raw"] not in "\n".join(why["lines"])]
-        if causes:
-            self.result["explained"] = causes
-            parts.append(format_explained(causes, limit=2).rstrip("."))
+        # The failing rank's own errors are what the message explains (a CPU server also logs harmless GPU
+        # lines on every rank); the result keeps every explained line, the failing rank's first.
+        own = explain("\n".join(why["lines"]))
+        self.result["explained"] = own + [e for e in self.result["explained"] if e not in own]
+        if own or self.result["explained"]:
+            parts.append(format_explained(own or self.result["explained"], limit=2).rstrip("."))
         lines = "\n".join(why["lines"]) if why["lines"] else tail(self.log, 15)
         self.result["problems"] = [msg]
         self.fail("%s. Last lines%s:\n%s" % (". ".join(parts), " of rank %d" % why["rank"]

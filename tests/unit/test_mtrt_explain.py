@@ -84,6 +84,9 @@ RAW = [
     ("triton_python_backend_stub: error while loading shared libraries: libcudart-d0da41ae.so.12.6.77: cannot open "
      "shared object file: No such file or directory",
      "the Python backend's stub on that node cannot find libcudart-d0da41ae.so.12.6.77", "install the server"),
+    ("[1,1]<stderr>:E1207 13:33:10.012079 9545 model_lifecycle.cc:642] \"failed to load 'tensorrt_llm' version 1: "
+     "Internal: Stub process 'tensorrt_llm_0_0' is not healthy.\"",
+     "the Python backend's process of model instance tensorrt_llm_0_0 ended", "the rank's last lines say why"),
     ("[1,1]<stderr>:error: creating server: Internal - failed to stat file /TRTDir/triton/c1/inst0",
      "/TRTDir/triton/c1/inst0 is not on that rank's node", "without a shared filesystem the stage copies"),
     ("[1,0]<stderr>:E1201 model_lifecycle.cc:642] \"failed to load 'tensorrt_llm' version 1: Internal: "
