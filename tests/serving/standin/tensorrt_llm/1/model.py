@@ -15,8 +15,8 @@ behaves like that backend where the serving stage depends on it (facts: docs/ser
 
 The answer's text starts with ``ranks=<rank>@<host>/gpu<g>,...`` listing every rank that took
 part, so a test can tell a real multi-rank answer from a faked one. A failure knob for tests:
-``standin_fail_rank`` (a config parameter) makes that rank's ``initialize()`` fail in leader mode,
-as a rank whose engine cannot load does; ``standin_fail_instance`` limits it to the repository of
+``standin_fail_rank`` (a config parameter) makes that rank's ``initialize()`` print why and end its
+process in leader mode, as a rank whose engine cannot load ends; ``standin_fail_instance`` limits it to the repository of
 that instance (a directory of the model's path). Each rank spends
 ``standin_service_ms`` (a config parameter, default 0) per request, sequentially, so the time a
 request costs is fixed and known. mpi4py is imported lazily, inside ``initialize()``.
@@ -102,9 +102,12 @@ class TritonPythonModel:
         only = _param(cfg, "standin_fail_instance")
         if only and only not in path.split(os.sep):
             return
-        raise pb_utils.TritonModelException(
-            "TEST STAND-IN: rank %d of instance %s was told to fail in initialize (standin_fail_rank)"
-            % (rank, only or path))
+        # Exit, not raise: a stub that raised after MPI_Init does not leave (MPI keeps it), and its
+        # tritonserver would wait for it forever; a rank whose engine cannot load ends its process.
+        sys.stderr.write("TEST STAND-IN: rank %d of instance %s failed in initialize, as told (standin_fail_rank)\n"
+                         % (rank, only or path))
+        sys.stderr.flush()
+        os._exit(3)
 
     def _start_orchestrator(self, args, world):
         if world.Get_size() != 1:
