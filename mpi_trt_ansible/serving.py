@@ -33,6 +33,8 @@ import hashlib
 import ipaddress
 import re
 
+from mpi_trt_ansible import trtllm
+
 # Every setting the functions read, with the project default used when it is missing.
 SETTINGS = {
     "cluster_name": "mtrt",
@@ -100,12 +102,9 @@ def _as_bool(value):
 
 
 def gpus_per_node(settings, node):
-    """GPUs a node's ranks can use: cluster_trtllm_gpus_per_node, else its pinned GPUs; 0 = none known."""
-    forced = _as_int(_get(settings, "cluster_trtllm_gpus_per_node")) or 0
-    if forced > 0:
-        return forced
-    gpus = node.get("gpus")
-    return len(gpus) if isinstance(gpus, list) else 0
+    """GPUs a node's ranks can use (0 = none known): the one rule of the TensorRT-LLM stages,
+    ``trtllm.node_gpus`` (cluster_trtllm_gpus_per_node when set, else the node's pinned GPUs)."""
+    return trtllm.node_gpus(node, _as_int(_get(settings, "cluster_trtllm_gpus_per_node")) or 0)
 
 
 def shm_prefix(cluster, name):
@@ -352,13 +351,7 @@ class _Parse:
                                  "Use slots (or gpu_device_ids) below the node's GPU count, or pin more GPUs "
                                  "(node_gpus).")
             elif self.mode == "leader":
-                for rank, (node, slot) in enumerate(spec["slots"]):
-                    gpn = gpus_per_node(self.settings, self.nodes[node])
-                    if gpn and slot != rank % gpn:
-                        self.add("cluster_serve_instances", _slot_text((node, slot)),
-                                 "instance %r spans nodes, so rank %d uses GPU rank %% gpus_per_node = %d on %s, "
-                                 "but it is placed on slot %d" % (spec["name"], rank, rank % gpn, node, slot),
-                                 "Place rank %d on %s:%d." % (rank, node, rank % gpn))
+                self._check_rank_devices(spec)
         # Two instances on one node must not name the same GPU.
         used = {}
         for spec in specs:
@@ -371,6 +364,32 @@ class _Parse:
                 if other != spec["name"]:
                     self.add("cluster_serve_instances", gpu, "GPU %d of %s is used by instances %r and %r"
                              % (gpu, node, other, spec["name"]), "Give each instance its own GPUs.")
+
+    def _check_rank_devices(self, spec):
+        """An instance across nodes has no gpu_device_ids: each rank uses the GPU the runtime picks,
+        ``rank % gpus_per_node`` (trtllm.rank_devices, one value for every node), so it must sit on the
+        slot of that GPU."""
+        nodes = [node for node, _slot in spec["slots"]]
+        counts = {node: gpus_per_node(self.settings, self.nodes[node]) for node in nodes}
+        if not any(counts.values()):
+            return  # no GPUs known (CPU nodes): nothing to place
+        if len(set(counts.values())) > 1:
+            self.add("cluster_serve_instances", [_slot_text(s) for s in spec["slots"]],
+                     "instance %r spans nodes that see different numbers of GPUs (%s); every rank picks GPU "
+                     "rank %% gpus_per_node with one value for all nodes"
+                     % (spec["name"], ", ".join("%s=%d" % kv for kv in sorted(counts.items()))),
+                     "Give its nodes the same number of GPUs (node_gpus), or set cluster_trtllm_gpus_per_node.")
+            return
+        gpn = next(iter(counts.values()))
+        # One slot per context: rank r lands on the r-th slot of the list, as the server's launch pins it.
+        devices = trtllm.rank_devices([(node, 1) for node in nodes], len(nodes), gpn)
+        for rank, (node, slot) in enumerate(spec["slots"]):
+            device = devices[rank]["device"]
+            if slot != device:
+                self.add("cluster_serve_instances", _slot_text((node, slot)),
+                         "instance %r spans nodes, so rank %d uses GPU rank %% gpus_per_node = %d on %s, "
+                         "but it is placed on slot %d" % (spec["name"], rank, device, node, slot),
+                         "Place rank %d on %s:%d." % (rank, node, device))
 
     # -- servers -------------------------------------------------------------------------
     def _rank(self, rank, node, slot, gpu):
@@ -539,7 +558,9 @@ def serve_problems(settings, nodes):
 def serve_plan(settings, nodes):
     """The servers to run and the proxy in front; raises :class:`ServeError` listing the problems.
 
-    ``{mode, world_size, servers: [...], proxy: {...}, endpoint}``; each server has its name,
+    ``{mode, world_size, servers: [...], proxy: {...}, endpoint}``; ``proxy`` has ``upstreams`` (rank 0
+    of each server, in nginx.conf) and ``container`` (what the proxy container is created with: its
+    published address and port, listen port and IP); each server has its name,
     rank 0's host/ip/ports, ``ranks`` ``[{rank, node, mpi_host, ip, slot, gpu}]``, ``hosts``,
     ``repo``, ``shm_prefix``, ``server_id``, GPU ids (``gpu_device_ids`` in leader mode,
     ``gpu_sets`` and ``participant_ids`` in orchestrator mode) and the backend ``env``.
@@ -556,6 +577,9 @@ def serve_plan(settings, nodes):
              "ip": proxy_ip(settings) if str(_get(settings, "cluster_mode")) == "docker" else "127.0.0.1",
              "upstreams": [{"name": s["name"], "address": "%s:%d" % (_reach(settings, s), s["http_port"])}
                            for s in parse.servers]}
+    # What the proxy container is created with (a change means a new container); the upstreams are not:
+    # they live in nginx.conf, which is rewritten and reloaded, so in-flight requests finish.
+    proxy["container"] = {k: proxy[k] for k in ("address", "port", "listen_port", "ip")}
     first = parse.servers[0]
     endpoint = ("http://%s:%d" % (proxy["address"], proxy["port"]) if proxy_on
                 else "http://%s:%d" % (_reach(settings, first), first["http_port"]))

@@ -22,6 +22,12 @@ if ! command -v mpirun >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import mpi4py, 
 fi
 export MTRT_INTEGRATION="${MTRT_INTEGRATION:-1}"
 
+# The pinned nvidia-pytriton wheel, into the controller's wheel cache (outside every
+# state directory), with the node_image role's own fetch and sha256 check: the unit
+# test of the real wheel reads it there, and the serving scenario's image build too.
+echo "== nvidia-pytriton wheel"
+python roles/node_image/files/fetch_wheel.py
+
 echo "== lint"
 yamllint -s .
 ansible-lint --offline

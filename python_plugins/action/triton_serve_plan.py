@@ -7,15 +7,9 @@ instead of as a module. Documentation: ``python_plugins/modules/triton_serve_pla
 
 from __future__ import annotations
 
-import os
-import sys
-
 from ansible.plugins.action import ActionBase
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-from mpi_trt_ansible.serving import ServeError, serve_plan  # noqa: E402  (the package beside the plugins)
+from mpi_trt_ansible.serving import ServeError, serve_plan
 
 ARGUMENT_SPEC = dict(
     settings=dict(type="dict", required=True),

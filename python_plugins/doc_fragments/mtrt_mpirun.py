@@ -62,3 +62,48 @@ notes:
   - Supports check mode, in which it reports the command it would run, starts nothing, and returns
     C(rc=null) with C(failed=false).
 """
+
+    # extends_documentation_fragment: mtrt_mpirun.contexts - a launch with one application context per
+    # rank (module_utils/mtrt_launch.py ContextLaunch), e.g. one tritonserver per rank, started detached.
+    CONTEXTS = r"""
+options:
+  mpirun:
+    description: mpirun to use; resolved to an absolute path so remote daemons find Open MPI too.
+    type: str
+    default: mpirun
+  timeout_s:
+    description:
+      - Seconds a start may take until what was started is ready; then the whole launch is killed (its process
+        tree, the ssh clients of remote daemons included) and reported as timed out.
+    type: int
+  mca:
+    description: MCA parameters passed as C(--mca name value).
+    type: dict
+    default: {}
+  env:
+    description: Environment variables set for mpirun and exported to every rank with C(-x).
+    type: dict
+    default: {}
+  extra_args:
+    description: Extra mpirun arguments, placed before the first application context.
+    type: list
+    elements: str
+    default: []
+  tag_output:
+    description:
+      - Pass C(--tag-output), so every line of the launch's log says which rank printed it; a failure then names
+        the rank, its host and its last lines, and the ranks that printed nothing.
+    type: bool
+    default: true
+notes:
+  - The launch goes through the project's one launcher (module_utils/mtrt_launch.py) in its form with one
+    application context per rank (C(-n 1 --host host:slots) each, joined by C(:)) and its own hostfile (each
+    host once, with as many slots as its ranks take); rank r runs exactly on the host of context r.
+  - Besides its own keys, every result carries the launch keys C(mtrt_kind), C(command) (the mpirun argv),
+    C(detached) (true), C(rc) (null while mpirun runs or when it did not start; its exit code once it ended),
+    C(timed_out), C(duration_s), C(np), C(expected_placement) (rank to host), C(ranks_seen) and C(ranks_silent)
+    (ranks that printed something in the log since the start, or nothing), C(rank_tails) (each rank's last
+    lines), C(left_running) (pids that survived the kill; normally empty), C(explained) (known raw errors with
+    C(raw), C(cause) and C(fix)), C(problems), C(stdout_tail) (the log's last lines, untagged) and
+    C(stderr_tail) (mpirun's own lines).
+"""

@@ -3,19 +3,20 @@
 
 from __future__ import annotations
 
-import os
-import sys
+from ansible.errors import AnsibleFilterError
 
-_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
-if _UTILS not in sys.path:
-    sys.path.insert(0, _UTILS)
-from mtrt_serve_proxy import nginx_conf  # noqa: E402  (plain Python beside the plugins, see the sys.path line above)
+try:
+    from mpi_trt_ansible.serving_proxy import nginx_conf
+except ImportError as exc:  # pragma: no cover - the controller's Python lacks the project package
+    raise AnsibleFilterError(
+        "the mpi_trt_ansible package is not importable by this ansible-playbook (%s): run "
+        "scripts/bootstrap.sh and use .venv/bin/ansible-playbook" % exc) from exc
 
 DOCUMENTATION = ""
 
 
 def mtrt_nginx_conf(proxy, down=(), **options):
-    """The serving proxy's nginx.conf for the plan's ``proxy`` (``mtrt_serve_proxy.nginx_conf``)."""
+    """The serving proxy's nginx.conf for the plan's ``proxy`` (``mpi_trt_ansible.serving_proxy.nginx_conf``)."""
     return nginx_conf(proxy["upstreams"], proxy["listen_port"], down=down or (), **options)
 
 
@@ -44,9 +45,25 @@ def mtrt_serve_stale(previous, current):
     return [s for s in previous or [] if (s.get("name"), s.get("host")) not in now]
 
 
+def mtrt_serve_repo_peers(servers, nodes, launcher):
+    """``{server name: [mpi_host, ...]}``: the other machines each server's ranks run on, which need a copy
+    of its model repository when no filesystem is shared (the launcher writes them)."""
+    me = next((n.get("mpi_host") or n.get("name") for n in nodes or [] if n.get("name") == launcher), launcher)
+    out = {}
+    for server in servers or []:
+        peers = []
+        for rank in server.get("ranks") or []:
+            host = rank.get("mpi_host") or rank.get("node")
+            if host != me and host not in peers:
+                peers.append(host)
+        out[server["name"]] = peers
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {"mtrt_nginx_conf": mtrt_nginx_conf,
                 "mtrt_serve_instance_line": mtrt_serve_instance_line,
                 "mtrt_serve_loadtest_line": mtrt_serve_loadtest_line,
-                "mtrt_serve_stale": mtrt_serve_stale}
+                "mtrt_serve_stale": mtrt_serve_stale,
+                "mtrt_serve_repo_peers": mtrt_serve_repo_peers}

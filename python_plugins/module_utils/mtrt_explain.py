@@ -131,6 +131,62 @@ KNOWN_ERRORS = (
      "pattern": r"No space left on device",
      "cause": "a filesystem the ranks write to is full",
      "fix": "free space there (df -h in the node); for /dev/shm raise cluster_shm_size"},
+    # --- Triton and the TensorRT-LLM backend (serving, stage 95): the messages of a failed start as
+    # tritonserver 2.51 (triton-inference-server/core 1d57d3e) and the backend (tensorrtllm_backend v0.19
+    # c1e19638304d, TensorRT-LLM executorImpl.cpp 036a60f7ff92) print them; specific ones first.
+    {"id": "triton_spawn",
+     "pattern": r"MPI_ERR_SPAWN: could not spawn processes",
+     "cause": "the orchestrator could not spawn its workers (MPI_Comm_spawn): Open MPI had no free slots for them",
+     "fix": "keep every GPU set on the orchestrator's node with one slot per worker (node_slots); the stage "
+            "adds them to the server's hostfile"},
+    {"id": "triton_leader_world",
+     "pattern": r"With communicationMode kLEADER, MPI worldSize is expected to be equal to tp\*pp",
+     "cause": "the server's ranks (its MPI world) are not the engine's tp x pp",
+     "fix": "give every instance tp x pp slots (cluster_serve_instances) for an engine built with "
+            "cluster_trtllm_tp_size x cluster_trtllm_pp_size, or rebuild the engine"},
+    {"id": "triton_orchestrator_world",
+     "pattern": r"orchestrator mode and isOrchestrator is true, expect MPI worldSize to be 1",
+     "cause": "an orchestrator that spawns its workers must run alone (world size 1)",
+     "fix": "with cluster_serve_orchestrator_spawn: true the stage starts one rank; for participants started "
+            "by mpirun set cluster_serve_orchestrator_spawn: false"},
+    {"id": "triton_participants",
+     "pattern": r"Spawning of processes was disabled in orchestrator mode, but participant IDs is missing",
+     "cause": "orchestrator mode without spawning needs participant_ids in the engine model's config",
+     "fix": "re-run stage 95, which writes participant_ids when cluster_serve_orchestrator_spawn is false"},
+    {"id": "triton_device_ids",
+     "pattern": r"deviceIds size must be equal to tp\*pp",
+     "cause": "an instance's gpu_device_ids list another number of GPUs than the engine's tp x pp",
+     "fix": "give each instance (GPU set) tp x pp slots, or as many gpu_device_ids"},
+    {"id": "triton_engine_missing",
+     "pattern": r"Decoder \(GPT\) model path at (?P<path>\S+?)\.? does not exist",
+     "cause": "the engine directory {path} is not on that rank's node",
+     "fix": "set cluster_serve_engine_dir to the engine as the nodes see it; without a shared filesystem every "
+            "node of the instance needs its own copy (stage 80 copies the engine it built)"},
+    {"id": "triton_mpi_reinit",
+     "pattern": r"getting local rank failed\s*-->\s*Returned value No permission \(-17\)",
+     "cause": "MPI was initialised a second time in one rank: another model of the repository (a second "
+              "Python stub) initialises MPI too",
+     "fix": "let only the engine model (tensorrt_llm, instance count 1) use MPI"},
+    {"id": "triton_stub_libs",
+     "pattern": r"triton_python_backend_stub: error while loading shared libraries: (?P<lib>\S+?):",
+     "cause": "the Python backend's stub on that node cannot find {lib}",
+     "fix": "install the server with its libraries on every node at the same path (cluster_image_triton: true "
+            "registers them with ld.so.conf), or export LD_LIBRARY_PATH in a wrapper each rank runs"},
+    {"id": "triton_stub_died",
+     "pattern": r"Stub process '(?P<stub>[^']+)' is not healthy",
+     "cause": "the Python backend's process of model instance {stub} ended (it exited or crashed) while its model "
+              "loaded or ran",
+     "fix": "the rank's last lines say why it ended (the model's own error, a missing module or library)"},
+    {"id": "triton_repo_missing",
+     "pattern": r"failed to stat file (?P<path>/\S+)",
+     "cause": "{path} is not on that rank's node (the model repository or a file it names)",
+     "fix": "without a shared filesystem the stage copies each model repository to every node of its "
+            "instance: re-run stage 95; check cluster_serve_repo_root"},
+    {"id": "triton_model_load",
+     "pattern": r"failed to load '(?P<model>[^']+)' version \d+: (?P<why>[^\\\"]{1,160})",
+     "cause": "Triton could not load model {model}: {why}",
+     "fix": "the rank's last lines say why; for tensorrt_llm check the engine (cluster_serve_engine_dir) and the "
+            "model's parameters (cluster_serve_parameters)"},
 )
 
 _RAW_MAX = 300

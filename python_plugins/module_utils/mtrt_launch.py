@@ -309,3 +309,198 @@ def run_module(module, kind, command, judge, env=None, check=None, bound_name="t
     if problems or run["rc"] != 0:
         module.fail_json(msg=failure_message(kind, launch, result, problems, bound_name, advice), **result)
     module.exit_json(**result)
+
+
+# =====================================================================================================
+# One application context per rank, started detached (serving: one tritonserver per rank).
+#
+# An additive form beside the one-command launch above, which it leaves unchanged. Its interface:
+#
+# * ``context_argument_spec(timeout_s, **own)``: the options such a launch shares with every launch
+#   (mpirun, timeout_s, mca, env, extra_args, tag_output); documented by the ``mtrt_mpirun.contexts``
+#   doc fragment. The hosts and the ranks come from the contexts, not from options.
+# * ``ContextLaunch(params, contexts, hostfile, env=None, extra_slots=0, names=None)``: ``contexts`` is
+#   ``[(host, argv)]`` in rank order (rank r is context r, ``-n 1 --host host:slots`` each, joined by
+#   ``:``); ``hostfile`` is where the launch's own hostfile goes (each host once, with the slots its
+#   contexts take, plus ``extra_slots`` on rank 0's host for processes the job spawns);
+#   ``names`` gives each rank's host as the inventory names it (default: the context's host).
+#   It is a :class:`Launch` (``argv``, ``env``, ``np``, ``placement``, ``layout()``, ``hosts_of_ranks()``),
+#   plus ``hostfile_text``.
+# * ``detached_result(kind, launch)``: ``base_result``'s keys plus ``detached: true`` (the report then
+#   reads a null rc as "still running", not "not started").
+# * ``start_detached(launch, log_path, pid_path, cwd="/")``: writes the hostfile and a start line to the
+#   log, starts mpirun in a new session (mtrt_proc.start_detached), waits (bounded) until its command line
+#   is readable in /proc, and returns ``(pid, start_ticks)``; the process outlives the caller.
+# * ``exit_status(pid)``: mpirun's exit code once it ended (the caller started it), else None.
+# * ``last_start(text)``: a detached launch's log since its last start line.
+# * ``record_detached(result, launch, log_text, ...)``: the shared launch keys (rc, timed_out,
+#   duration_s, ranks_seen/ranks_silent, rank_tails, left_running, explained, stdout_tail,
+#   stderr_tail = mpirun's own lines) read from a detached launch's log.
+# =====================================================================================================
+START_MARK = "==== mtrt start "
+_EXEC_WAIT_S = 5.0
+
+
+def context_argument_spec(timeout_s=300, **own):
+    """Options of a launch with one context per rank (documented by the ``mtrt_mpirun.contexts`` fragment)."""
+    spec = dict(
+        mpirun=dict(type="str", default="mpirun"),
+        timeout_s=dict(type="int", default=timeout_s),
+        mca=dict(type="dict", default={}),
+        env=dict(type="dict", default={}),
+        extra_args=dict(type="list", elements="str", default=[]),
+        tag_output=dict(type="bool", default=True),
+    )
+    spec.update(own)
+    return spec
+
+
+class ContextLaunch(Launch):
+    """One planned mpirun with one application context per rank, each pinned to its host."""
+
+    def __init__(self, params, contexts, hostfile, env=None, extra_slots=0, names=None):  # noqa: D107
+        # Launch.__init__ reads the hosts from options; here they come from the contexts.
+        self.params = params
+        if not contexts:
+            raise LaunchError("no ranks: a launch needs at least one context")
+        counts = []
+        for host, _argv in contexts:
+            if not host:
+                raise LaunchError("a context has no host")
+            for item in counts:
+                if item[0] == host:
+                    item[1] += 1
+                    break
+            else:
+                counts.append([str(host), 1])
+        counts[0][1] += int(extra_slots or 0)
+        self.hosts = [(h, n) for h, n in counts]
+        self.slots = sum(n for _, n in self.hosts)
+        self.np = len(contexts)
+        names = list(names or [])
+        self.placement = {r: str(names[r] if r < len(names) and names[r] else host)
+                          for r, (host, _argv) in enumerate(contexts)}
+        self.env = dict(env if env is not None else params.get("env") or {})
+        self.mpirun = _absolute(params.get("mpirun") or "mpirun")
+        self.hostfile = hostfile
+        self.hostfile_text = "".join("%s slots=%d\n" % hs for hs in self.hosts)
+        self.contexts = []
+        for host, argv in contexts:
+            argv = [str(a) for a in argv]
+            if argv:
+                argv[0] = _absolute(argv[0])
+            self.contexts.append((str(host), argv))
+        self.command = None
+        self.argv = self._argv()
+
+    def _argv(self):
+        p = self.params
+        argv = [self.mpirun]
+        if running_as_root():
+            argv.append("--allow-run-as-root")
+        if p.get("tag_output", True):
+            argv.append("--tag-output")
+        argv += ["--hostfile", self.hostfile]
+        for key in sorted(p.get("mca") or {}):
+            argv += ["--mca", str(key), str(p["mca"][key])]
+        for name in sorted(self.env):
+            argv += ["-x", str(name)]
+        argv += [str(a) for a in p.get("extra_args") or []]
+        slots = dict(self.hosts)
+        for rank, (host, command) in enumerate(self.contexts):
+            if rank:
+                argv.append(":")
+            # host:N with N = the host's slots in the hostfile: a bare host means one slot, and a second
+            # rank (or a spawned process) there would find the node "already filled".
+            argv += ["-n", "1", "--host", "%s:%d" % (host, slots[host])] + command
+        return argv
+
+
+def detached_result(kind, launch):
+    """The keys every launch result carries (``base_result``), for a launch that runs detached."""
+    return dict(base_result(kind, launch), detached=True)
+
+
+def start_line(argv):
+    """The line written to a detached launch's log before each start (``last_start`` finds it)."""
+    import time
+    return "%s%s: %s\n" % (START_MARK, time.strftime("%Y-%m-%dT%H:%M:%S"), " ".join(argv))
+
+
+def last_start(text):
+    """A detached launch's log text since its last start line (older runs left out)."""
+    index = (text or "").rfind(START_MARK)
+    return text[index:] if index >= 0 else (text or "")
+
+
+def _start_ticks_and_cmdline(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            stat = handle.read()
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            cmdline = handle.read()
+    except (OSError, ValueError):
+        return None, b""
+    return int(stat[stat.rindex(")") + 2:].split()[19]), cmdline
+
+
+def start_detached(launch, log_path, pid_path, cwd="/"):
+    """Start ``launch`` detached: its hostfile written, a start line in ``log_path``, mpirun in a new session.
+
+    Returns ``(pid, start_ticks)``. It returns once the new program's command line can be read in
+    /proc (a process is visible there before exec has set its arguments; bounded by 5 s), so a caller
+    that identifies the process by its command line never mistakes a fresh start for a dead one.
+    """
+    import time
+    from ansible.module_utils.mtrt_fileio import atomic_write
+    from ansible.module_utils.mtrt_proc import start_detached as _start
+
+    os.makedirs(os.path.dirname(os.path.abspath(launch.hostfile)), exist_ok=True)
+    atomic_write(launch.hostfile, launch.hostfile_text.encode(), 0o644)
+    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+    with open(log_path, "a") as log:
+        log.write(start_line(launch.argv))
+    pid = _start(launch.argv, log_path, pid_path, env=launch.env, cwd=cwd)
+    deadline = time.monotonic() + _EXEC_WAIT_S
+    ticks, cmdline = _start_ticks_and_cmdline(pid)
+    while not cmdline and ticks is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+        ticks, cmdline = _start_ticks_and_cmdline(pid)
+    return pid, ticks
+
+
+def exit_status(pid):
+    """The exit code of ``pid`` (a child this process started) once it ended: negative for a signal;
+    None while it runs or when it is not this process's child."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    if not done:
+        return None
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+
+
+def record_detached(result, launch, log_text, rc=None, timed_out=False, duration_s=0.0, left_running=()):
+    """Fill ``result`` with the shared launch keys, read from a detached launch's log (its last start).
+
+    The log holds the ranks' tagged lines and mpirun's own (untagged) ones: ``stdout_tail`` is the
+    untagged text of the whole log, ``stderr_tail`` mpirun's own lines, as the report shows them.
+    """
+    text = last_start(log_text)
+    lines = text.splitlines()
+    if lines and lines[0].startswith(START_MARK):
+        lines = lines[1:]
+    text = "\n".join(lines) + ("\n" if lines else "")
+    plain, per_rank = split_tagged(text)
+    own = "\n".join(line for line in lines if not _TAG_RE.match(line))
+    seen = sorted(r for r in per_rank if r in launch.placement)
+    result.update(
+        rc=rc, timed_out=bool(timed_out), duration_s=round(float(duration_s or 0.0), 3),
+        left_running=list(left_running or []), ranks_seen=seen,
+        ranks_silent=sorted(set(launch.placement) - set(seen)),
+        rank_tails={str(r): lines_[-RANK_TAIL_LINES:] for r, lines_ in sorted(per_rank.items())},
+        stdout_tail=tail(plain), stderr_tail=tail(own), explained=explain(plain))
+    return result

@@ -12,16 +12,17 @@ repository, shm prefix and server id. What each piece follows (docs/serving.md):
 - every rank gets ``--disable-auto-complete-config`` and its own Python-backend shm prefix
   (``<server prefix><rank>-``), which also appears in its backend stubs' command lines, so a
   server's processes can be found by it on any node;
-- one mpirun per server, with the server's own hostfile (each of its hosts with as many slots as
-  it has ranks there) and one application context per rank pinned to its host (``--host host:slots``), so
-  rank r runs exactly where the plan put it; ``--tag-output`` marks each log line with its rank.
+- one mpirun per server, built by the project's one launcher (``mtrt_launch.ContextLaunch``): the
+  server's own hostfile (each of its hosts with as many slots as it has ranks there) and one
+  application context per rank pinned to its host (``--host host:slots``), so rank r runs exactly
+  where the plan put it; ``--tag-output`` marks each log line with its rank.
 
-The launch itself goes through the project's helpers: ``mtrt_proc.start_detached`` (new
-session, pid file, log) and ``mtrt_proc.kill_tree``; the tagged log is split per rank by
-``mtrt_launch.split_tagged``. What is this module's own is the MPMD command line (one context
-per rank, which ``mtrt_launch.Launch``'s one-command ``-np`` form cannot say), the launch record
-that ties a pid to its start time and its server (a pid file alone could name a reused pid after
-a node restart), and the sweep of every node for the server's processes.
+The launcher also starts it detached (``mtrt_launch.start_detached``: hostfile, start line in the
+log, new session, pid file) and reads its log into the shared launch keys
+(``mtrt_launch.record_detached``); a stop kills the tree with ``mtrt_proc.kill_tree``. What is this
+module's own is each rank's tritonserver argv, the launch record that ties a pid to its start time
+and its server (a pid file alone could name a reused pid after a node restart), the ports and
+processes found in /proc, and which rank failed, read from the log.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ import hashlib
 import json
 import os
 import re
-import shutil
 
-from ansible.module_utils.mtrt_launch import running_as_root, split_tagged
+from ansible.module_utils.mtrt_launch import ContextLaunch, last_start, split_tagged
 
 ENGINE_MODEL = "tensorrt_llm"
 TAIL_LINES = 30
 _NOTICED_RE = re.compile(r"process rank (\d+) with PID \d+ on node (\S+) exited on signal (\d+)(?: \((\w+)\))?")
 _EXITCODE_RE = re.compile(r"Process name:\s*\[\[\d+,\d+\],(\d+)\]\s*\n\s*Exit code:\s*(-?\d+)")
+# Open MPI's [proc-exit-no-sync] / [proc-ordered-abort] notices (the line breaks after "on").
+_IMPROPER_RE = re.compile(r"process rank (\d+) with PID \d+ on\s+node (\S+) (exiting improperly|calling \"abort\")")
 _ERROR_RE = re.compile(r"(^E\d{4} |error|Error|ERROR|Traceback|Exception|already in use|failed|Failed)")
 
 
@@ -58,53 +60,19 @@ def rank_argv(server, rank, tritonserver, extra_args=(), log_verbose=0):
     return argv + list(extra_args)
 
 
-def host_slots(server):
-    """``[(mpi_host, slots)]`` of a server, in rank order: as many slots as processes land there.
+def server_launch(server, params, hostfile, tritonserver, extra_args=(), log_verbose=0):
+    """The one mpirun of a server, as the project's launcher builds it (``mtrt_launch.ContextLaunch``):
+    one application context per rank, pinned to the rank's host, and the server's own hostfile.
 
+    ``params``: the launch options (mpirun, mca, env, extra_args, tag_output; ``context_argument_spec``).
     An orchestrator that spawns its workers gets the slots they take on its node too (Open MPI
     refuses a spawn without free slots).
     """
-    counts = []
-    for entry in server["ranks"]:
-        host = entry["mpi_host"]
-        for item in counts:
-            if item[0] == host:
-                item[1] += 1
-                break
-        else:
-            counts.append([host, 1])
-    if server.get("spawn_slots"):
-        counts[0][1] += int(server["spawn_slots"])
-    return [(host, n) for host, n in counts]
-
-
-def hostfile_text(server):
-    """The server's own hostfile: each of its hosts once, with its slots (:func:`host_slots`)."""
-    return "".join("%s slots=%d\n" % hs for hs in host_slots(server))
-
-
-def mpirun_argv(server, hostfile, tritonserver, mca=None, env_names=(), extra_args=(), log_verbose=0,
-                mpirun="mpirun", as_root=None):
-    """The one mpirun of a server: one application context per rank, pinned to its host."""
-    if as_root is None:
-        as_root = running_as_root()
-    argv = [mpirun if os.sep in mpirun else (shutil.which(mpirun) or mpirun)]
-    if as_root:
-        argv.append("--allow-run-as-root")
-    argv += ["--hostfile", hostfile, "--tag-output"]
-    for key in sorted(mca or {}):
-        argv += ["--mca", str(key), str(mca[key])]
-    for name in env_names:
-        argv += ["-x", str(name)]
-    slots = dict(host_slots(server))
-    for entry in server["ranks"]:
-        if entry["rank"]:
-            argv.append(":")
-        # host:N with N = the host's slots in the hostfile: a bare host would mean one slot, and a
-        # second rank (or a spawned worker) there would find the node "already filled".
-        argv += ["-n", "1", "--host", "%s:%d" % (entry["mpi_host"], slots[entry["mpi_host"]])]
-        argv += rank_argv(server, entry["rank"], tritonserver, extra_args, log_verbose)
-    return argv
+    contexts = [(entry["mpi_host"], rank_argv(server, entry["rank"], tritonserver, extra_args, log_verbose))
+                for entry in server["ranks"]]
+    return ContextLaunch(params, contexts, hostfile, env=launch_env(server, params.get("env")),
+                         extra_slots=int(server.get("spawn_slots") or 0),
+                         names=[entry.get("node") for entry in server["ranks"]])
 
 
 def launch_env(server, env):
@@ -163,13 +131,18 @@ def marked(marker, proc="/proc", exclude=()):
 
 
 def record_alive(record, proc="/proc"):
-    """Whether the mpirun a launch record names still runs (same pid, same start, same marker)."""
-    if not record or not record.get("pid"):
+    """Whether the mpirun a launch record names still runs (same pid, same start, same marker).
+
+    A process whose command line reads empty, with the recorded pid and start time, is the one
+    started: /proc shows a process before exec has set its arguments.
+    """
+    if not record or not record.get("pid") or record.get("start_ticks") is None:
         return False
     pid = int(record["pid"])
     if proc_start_ticks(pid, proc) != record.get("start_ticks"):
         return False
-    return record.get("marker", "") in proc_cmdline(pid, proc)
+    cmdline = proc_cmdline(pid, proc)
+    return not cmdline or record.get("marker", "") in cmdline
 
 
 # --- listening sockets ------------------------------------------------------------------------
@@ -236,7 +209,6 @@ def port_conflicts(server, ports_in_use, proc="/proc", ours=()):
     return out
 
 
-# --- start and stop ---------------------------------------------------------------------------
 # --- logs ---------------------------------------------------------------------------------------
 def tail(path, lines=TAIL_LINES, max_bytes=262144):
     """The last ``lines`` lines of a file ("" when missing)."""
@@ -249,21 +221,6 @@ def tail(path, lines=TAIL_LINES, max_bytes=262144):
     except OSError:
         return ""
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
-
-
-START_MARK = "==== mtrt start "
-
-
-def start_line(argv):
-    """The line written to a server's log before each start (``last_start`` finds it)."""
-    import time
-    return "%s%s: %s\n" % (START_MARK, time.strftime("%Y-%m-%dT%H:%M:%S"), " ".join(argv))
-
-
-def last_start(text):
-    """The log text since the last start marker (older runs left out)."""
-    index = text.rfind(START_MARK)
-    return text[index:] if index >= 0 else text
 
 
 def failing_rank(log_text, server):
@@ -282,6 +239,10 @@ def failing_rank(log_text, server):
     if rank is None and code:
         rank = int(code.group(1))
         reason = "exited with code %s" % code.group(2)
+    improper = _IMPROPER_RE.search(text)
+    if rank is None and improper:
+        rank = int(improper.group(1))
+        reason = "exited without finalizing MPI" if improper.group(3) == "exiting improperly" else "called abort"
     _plain, per_rank = split_tagged(text)
     if rank is None:
         for r in sorted(per_rank):

@@ -12,14 +12,17 @@ description:
     C(mpirun) with its own hostfile and one application context per rank, pinned to the rank's node;
     rank 0 opens HTTP, gRPC and metrics on its own ports, ranks >= 1 open none and load only the engine
     model; every rank has its own shm prefix (facts in docs/serving.md).
+  - The command line, the server's hostfile and the detached start come from the project's one launcher
+    (module_utils/mtrt_launch.py, its form with one application context per rank), and so do the result's
+    launch keys (see the notes).
   - V(started) - when the server runs with the same command line, environment, hostfile and model
     repository (a fingerprint kept in its launch record) and answers C(/v2/health/ready), nothing is done
     (C(changed=false)). Otherwise a running old server is stopped, rank 0's ports are checked free, mpirun
     is started detached (it keeps serving after the play; pid, launch record and log in
-    O(run_dir)/<name>/) and the module waits, within O(ready_timeout_s), for C(/v2/health/ready), the
+    O(run_dir)/<name>/) and the module waits, within O(timeout_s), for C(/v2/health/ready), the
     server's identity (C(GET /v2)), every model's C(ready) and one real generate request. A rank that exits,
-    a port in use or the deadline fails the task naming the instance, host, rank and the log's last lines,
-    and stops what was started.
+    a port in use or the deadline fails the task naming the instance, host, rank, the known causes
+    (C(explained)) and the log's last lines, and stops what was started.
   - V(stopped) - signals the server's own mpirun by pid (never by name, since several servers share a node),
     which stops every rank on every node; waits within O(stop_timeout_s), then kills what is left, and
     checks on every node of the server that no tritonserver, backend stub or spawned worker of it remains.
@@ -46,18 +49,6 @@ options:
     description: Path of tritonserver on every node.
     type: str
     default: /opt/tritonserver/bin/tritonserver
-  mpirun:
-    description: mpirun to start the server with.
-    type: str
-    default: mpirun
-  mca:
-    description: Open MPI MCA parameters (name -> value) for the server's mpirun.
-    type: dict
-    default: {}
-  env:
-    description: Environment of every rank (exported with C(-x)), on top of the server's own.
-    type: dict
-    default: {}
   server_args:
     description: Extra tritonserver arguments for every rank.
     type: list
@@ -71,10 +62,6 @@ options:
     description: Fingerprint of the server's model repository (C(triton_serve_repo)); a change restarts it.
     type: str
     default: ""
-  ready_timeout_s:
-    description: Bound on a start until the server answers a generate request.
-    type: int
-    default: 300
   stop_timeout_s:
     description: Bound on a stop until mpirun is gone (then what is left is killed).
     type: int
@@ -99,6 +86,8 @@ options:
     type: list
     elements: str
     default: []
+extends_documentation_fragment:
+  - mtrt_mpirun.contexts
 notes:
   - "Check mode: supported; reports the action (V(started), V(restarted), V(unchanged), V(stopped)) without doing it."
 """
@@ -109,6 +98,7 @@ EXAMPLES = r"""
     server: "{{ triton_serve_plan.servers[0] }}"
     run_dir: /var/lib/mtrt-serve
     mca: {btl_tcp_if_include: 192.168.140.0/24}
+    timeout_s: 300
     config_hash: "{{ triton_serve_repos.hashes['inst0'] }}"
   delegate_to: "{{ triton_serve_plan.servers[0].host }}"
 
@@ -121,6 +111,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+# Besides the launch keys every mpirun module returns (see the mtrt_mpirun.contexts notes):
 mtrt_kind:
   description: Always C(triton_serve_instance).
   returned: always
@@ -189,11 +180,6 @@ probe_text:
   description: The readiness probe's answer.
   returned: always
   type: str
-cmd:
-  description: mpirun's argv.
-  returned: always
-  type: list
-  elements: str
 log:
   description: Path of the server's log on its node.
   returned: always
@@ -228,15 +214,17 @@ import signal
 import subprocess
 import time
 
+from ansible.module_utils import mtrt_launch
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.mtrt_explain import explain, format_explained
 from ansible.module_utils.mtrt_fileio import atomic_write
-from ansible.module_utils.mtrt_proc import descendants, kill_tree, start_detached
+from ansible.module_utils.mtrt_proc import descendants, kill_tree
 from ansible.module_utils.mtrt_serve_http import generate_body, request, wait_ready
-from ansible.module_utils.mtrt_serve_launch import (failing_rank, fingerprint, hostfile_text, launch_env,
-                                                    listening, marked, mpirun_argv, port_conflicts,
-                                                    proc_start_ticks, record_alive, start_line, tail)
+from ansible.module_utils.mtrt_serve_launch import (failing_rank, fingerprint, listening, marked, port_conflicts,
+                                                    proc_start_ticks, record_alive, server_launch, tail)
 
 KIND = "triton_serve_instance"
+LOG_BYTES = 262144
 
 
 class Instance:
@@ -251,21 +239,25 @@ class Instance:
         self.hostfile = os.path.join(self.dir, "hostfile")
         self.log = os.path.join(self.dir, "server.log")
         self.pid_file = os.path.join(self.dir, "mpirun.pid")
-        self.env = launch_env(self.server, p["env"])
-        self.argv = mpirun_argv(self.server, self.hostfile, p["tritonserver"], mca=p["mca"],
-                                env_names=sorted(self.env), extra_args=p["server_args"],
-                                log_verbose=p["log_verbose"], mpirun=p["mpirun"])
-        self.hostfile_text = hostfile_text(self.server)
-        self.fingerprint = fingerprint(self.argv, self.env, self.hostfile_text, p["config_hash"])
+        try:
+            self.launch = server_launch(self.server, p, self.hostfile, p["tritonserver"],
+                                        extra_args=p["server_args"], log_verbose=p["log_verbose"])
+        except mtrt_launch.LaunchError as exc:
+            module.fail_json(msg="instance %s: %s" % (self.name, exc), mtrt_kind=KIND, name=self.name,
+                             problems=[str(exc)])
+        self.argv = self.launch.argv
+        self.env = self.launch.env
+        self.fingerprint = fingerprint(self.argv, self.env, self.launch.hostfile_text, p["config_hash"])
         self.endpoint = "http://127.0.0.1:%d" % self.server["http_port"]
-        self.result = dict(
-            mtrt_kind=KIND, changed=False, name=self.name, host=self.server["host"], state=p["state"],
+        self.result = mtrt_launch.detached_result(KIND, self.launch)
+        self.result.update(
+            name=self.name, host=self.server["host"], state=p["state"],
             action=None, reason="", pid=None, endpoint=self.endpoint,
             ports={"http": self.server["http_port"], "grpc": self.server["grpc_port"],
                    "metrics": self.server["metrics_port"]},
             ranks=[{k: r.get(k) for k in ("rank", "node", "slot", "gpu")} for r in self.server["ranks"]],
             hosts=list(self.server["hosts"]), world_size=len(self.server["ranks"]), time_to_ready_s=None,
-            readiness={}, probe_text=None, cmd=self.argv, log=self.log, log_tail="", failed_rank={},
+            readiness={}, probe_text=None, log=self.log, log_tail="", failed_rank={},
             conflicts=[], leftovers=[])
 
     # -- records --------------------------------------------------------------------------
@@ -282,6 +274,8 @@ class Instance:
 
     def fail(self, msg, **extra):
         self.result.update(extra)
+        if not self.result.get("problems"):
+            self.result["problems"] = [msg.split("\n", 1)[0]]
         self.module.fail_json(msg=msg, **self.result)
 
     # -- decisions ------------------------------------------------------------------------
@@ -299,7 +293,11 @@ class Instance:
             return "restarted", "it runs but /v2/health/ready answers %s" % (status or "nothing")
         return "unchanged", "running with these settings and answering"
 
-    def check_tritonserver(self):
+    def check_programs(self):
+        if not os.path.exists(self.launch.mpirun):
+            self.fail("instance %s: mpirun not found on %s (rank 0's node): %s. Install Open MPI there (the node "
+                      "image has it) or set the mpirun option to its path." % (self.name, self.server["host"],
+                                                                              self.p["mpirun"]))
         path = self.p["tritonserver"]
         if os.sep in path and not os.access(path, os.X_OK):
             self.fail("instance %s: %s is not on %s (rank 0's node). Build the node image with "
@@ -350,7 +348,7 @@ class Instance:
         if sent:
             # SIGTERM to mpirun (it forwards it to every rank on every node), then SIGKILL to
             # whatever of its tree is left after the bound.
-            kill_tree(pid, pgid=pid, grace_s=self.p["stop_timeout_s"])
+            self.result["left_running"] = kill_tree(pid, pgid=pid, grace_s=self.p["stop_timeout_s"])
         # What outlived mpirun: this node's processes it had (or that carry the server's marks)...
         leftovers = []
         grace = time.monotonic() + 5
@@ -392,14 +390,20 @@ class Instance:
         return sent
 
     # -- start -----------------------------------------------------------------------------
+    def log_since_start(self):
+        """The log's text since the last start (its last 256 KiB)."""
+        try:
+            with open(self.log, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, handle.tell() - LOG_BYTES))
+                return mtrt_launch.last_start(handle.read().decode("utf-8", "replace"))
+        except OSError:
+            return ""
+
     def start(self):
         os.makedirs(self.dir, exist_ok=True)
-        atomic_write(self.hostfile, self.hostfile_text.encode(), 0o644)
-        with open(self.log, "a") as log:
-            log.write(start_line(self.argv))
         t0 = time.monotonic()
-        pid = start_detached(self.argv, self.log, self.pid_file, env=self.env, cwd="/")
-        ticks = proc_start_ticks(pid)
+        pid, ticks = mtrt_launch.start_detached(self.launch, self.log, self.pid_file, cwd="/")
         record = {"pid": pid, "start_ticks": ticks, "marker": self.server["shm_prefix"],
                   "fingerprint": self.fingerprint, "argv": self.argv, "env": sorted(self.env),
                   "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "time_to_ready_s": None,
@@ -408,29 +412,53 @@ class Instance:
         self.result["pid"] = pid
         probe = generate_body(self.p["probe_prompt"], 1)
         ready = wait_ready(self.endpoint, "%s-r0" % self.server["server_id"], self.p["models"], probe,
-                           deadline=t0 + self.p["ready_timeout_s"], alive=lambda: record_alive(record))
+                           deadline=t0 + self.p["timeout_s"], alive=lambda: record_alive(record))
         self.result["readiness"] = ready["phases"]
         if not ready["ready"]:
-            time.sleep(0.5)  # let mpirun write its notice of the failed rank
-            log = tail(self.log, 400)
-            why = failing_rank(log, self.server)
-            exited = ready["phase"] == "exited" or not record_alive(record)
-            self.stop(record)
-            where = ("rank %d on %s %s" % (why["rank"], why["host"], why["reason"])
-                     if why["rank"] is not None else "rank 0 on %s" % self.server["host"])
-            if exited:
-                msg = "instance %s: mpirun exited before the server was ready (%s)" % (self.name, where)
-            else:
-                msg = ("instance %s: not ready within %ds (cluster_serve_ready_timeout_s) - stuck at %s (last answer: "
-                       "%s %s); %s; it was stopped" % (self.name, self.p["ready_timeout_s"], ready["phase"],
-                                                       ready["status"], ready["detail"][:200], where))
-            lines = "\n".join(why["lines"]) if why["lines"] else tail(self.log, 15)
-            self.fail("%s. Last lines%s:\n%s" % (msg, " of rank %d" % why["rank"] if why["rank"] is not None else "",
-                                                 lines),
-                      log_tail=tail(self.log, 40), failed_rank=why, pid=None)
+            self.failed_start(record, ready, t0)
         record["time_to_ready_s"] = round(time.monotonic() - t0, 3)
         self.write_record(record)
+        mtrt_launch.record_detached(self.result, self.launch, self.log_since_start(),
+                                    duration_s=record["time_to_ready_s"])
         self.result.update(time_to_ready_s=record["time_to_ready_s"], probe_text=ready["text"])
+
+    def failed_start(self, record, ready, t0):
+        """Stop what was started and fail naming the instance, its host, the rank, the known causes and the
+        log's last lines (of the failing rank where the log says which)."""
+        exited = ready["phase"] == "exited" or not record_alive(record)
+        if exited:
+            time.sleep(0.5)  # let mpirun write its notice of the failed rank
+        pid = record["pid"]
+        self.stop(record)
+        rc = mtrt_launch.exit_status(pid)
+        text = self.log_since_start()
+        why = failing_rank(text, self.server)
+        mtrt_launch.record_detached(self.result, self.launch, text, rc=rc, timed_out=not exited,
+                                    duration_s=time.monotonic() - t0, left_running=self.result["left_running"])
+        where = ("rank %d on %s %s" % (why["rank"], why["host"], why["reason"])
+                 if why["rank"] is not None else "rank 0 on %s" % self.server["host"])
+        if exited:
+            msg = "instance %s: mpirun exited%s before the server was ready (%s)" % (
+                self.name, " with %s" % rc if rc not in (None, 0) else "", where)
+        else:
+            msg = ("instance %s: not ready within %ds (cluster_serve_ready_timeout_s) - stuck at %s (last answer: "
+                   "%s %s); %s; it was stopped" % (self.name, self.p["timeout_s"], ready["phase"],
+                                                   ready["status"], ready["detail"][:200], where))
+        parts = [msg]
+        silent = self.result["ranks_silent"]
+        if silent and len(silent) < len(self.launch.placement):
+            parts.append("rank(s) %s never printed anything" % self.launch.hosts_of_ranks(silent))
+        # The failing rank's own errors are what the message explains (a CPU server also logs harmless GPU
+        # lines on every rank); the result keeps every explained line, the failing rank's first.
+        own = explain("\n".join(why["lines"]))
+        self.result["explained"] = own + [e for e in self.result["explained"] if e not in own]
+        if own or self.result["explained"]:
+            parts.append(format_explained(own or self.result["explained"], limit=2).rstrip("."))
+        lines = "\n".join(why["lines"]) if why["lines"] else tail(self.log, 15)
+        self.result["problems"] = [msg]
+        self.fail("%s. Last lines%s:\n%s" % (". ".join(parts), " of rank %d" % why["rank"]
+                                             if why["rank"] is not None else "", lines),
+                  log_tail=tail(self.log, 40), failed_rank=why, pid=None)
 
     # -- states ----------------------------------------------------------------------------
     def run(self):
@@ -454,7 +482,7 @@ class Instance:
             self.result["action"] = "checked"
             self.result["would"] = action
             if action != "unchanged":
-                self.check_tritonserver()
+                self.check_programs()
                 self.check_ports()
             if record_alive(record):
                 self.result.update(pid=int(record["pid"]), time_to_ready_s=record.get("time_to_ready_s"))
@@ -466,7 +494,7 @@ class Instance:
         self.result["changed"] = True
         if self.module.check_mode:
             return self.result
-        self.check_tritonserver()
+        self.check_programs()
         if action == "restarted" or record:
             # A restart stops the old server; a server whose mpirun died may have left ranks on
             # other nodes (mpirun killed hard): both are swept before the new start.
@@ -478,18 +506,15 @@ class Instance:
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=mtrt_launch.context_argument_spec(
+            timeout_s=300,
             server=dict(type="dict", required=True),
             state=dict(type="str", default="started", choices=["started", "stopped", "checked"]),
             run_dir=dict(type="path", required=True),
             tritonserver=dict(type="str", default="/opt/tritonserver/bin/tritonserver"),
-            mpirun=dict(type="str", default="mpirun"),
-            mca=dict(type="dict", default={}),
-            env=dict(type="dict", default={}),
             server_args=dict(type="list", elements="str", default=[]),
             log_verbose=dict(type="int", default=0),
             config_hash=dict(type="str", default=""),
-            ready_timeout_s=dict(type="int", default=300),
             stop_timeout_s=dict(type="int", default=30),
             probe_prompt=dict(type="str", default="ping"),
             models=dict(type="list", elements="str",
@@ -503,7 +528,8 @@ def main():
                            "shm_prefix", "server_id") if k not in module.params["server"]]
     if missing:
         module.fail_json(msg="server is not a serving plan entry: it lacks %s" % ", ".join(missing), mtrt_kind=KIND)
-    module.exit_json(**Instance(module).run())
+    # rc stays null while mpirun runs detached (or nothing ran): say failed=false, or Ansible reads it as a failure.
+    module.exit_json(**dict(Instance(module).run(), failed=False))
 
 
 if __name__ == "__main__":

@@ -25,14 +25,14 @@ def _docs(path):
 
 
 def _fragment_options(name):
-    """Options of a doc fragment: the project's (``mtrt_mpirun``) or a collection's
+    """Options of a doc fragment: the project's (``mtrt_mpirun``, ``mtrt_mpirun.contexts``) or a collection's
     (``community.docker.docker.api_documentation``: namespace.collection.file[.variable])."""
     parts = name.split(".")
-    if len(parts) == 1:
-        spec = importlib.util.spec_from_file_location(name, FRAGMENTS / ("%s.py" % name))
+    if (FRAGMENTS / ("%s.py" % parts[0])).is_file() and len(parts) <= 2:  # the project's, [.variable]
+        spec = importlib.util.spec_from_file_location(parts[0], FRAGMENTS / ("%s.py" % parts[0]))
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        text = module.ModuleDocFragment.DOCUMENTATION
+        text = getattr(module.ModuleDocFragment, (parts[1] if len(parts) > 1 else "documentation").upper())
     else:
         module = importlib.import_module("ansible_collections.%s.%s.plugins.doc_fragments.%s" % tuple(parts[:3]))
         text = getattr(module.ModuleDocFragment, (parts[3] if len(parts) > 3 else "documentation").upper())

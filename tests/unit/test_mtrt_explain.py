@@ -61,6 +61,37 @@ RAW = [
      "the engine was built by another TensorRT version", "rebuild the engine"),
     ("failed to start GRPC service: Unavailable - Socket '0.0.0.0:8001' already in use", "a port the server needs is taken",
      "choose other ports"),
+    # Triton and the TensorRT-LLM backend (serving): lines as the server logs them under --tag-output.
+    ('[1,0]<stderr>:E1201 23:33:29.703247 731 model_lifecycle.cc:642] "failed to load \'tensorrt_llm\' version 1: '
+     'Internal: Exception: MPI_ERR_SPAWN: could not spawn processes\\n\\nAt:\\n"',
+     "the orchestrator could not spawn its workers", "keep every GPU set on the orchestrator's node"),
+    ("[1,1]<stderr>:TritonModelException: With communicationMode kLEADER, MPI worldSize is expected to be equal to "
+     "tp*pp*cp when participantIds are not specified (world 1, tp 2, pp 1)",
+     "the server's ranks (its MPI world) are not the engine's tp x pp", "give every instance tp x pp slots"),
+    ("When using the orchestrator mode and isOrchestrator is true, expect MPI worldSize to be 1.",
+     "an orchestrator that spawns its workers must run alone", "with cluster_serve_orchestrator_spawn: true"),
+    ("Spawning of processes was disabled in orchestrator mode, but participant IDs is missing.",
+     "orchestrator mode without spawning needs participant_ids", "re-run stage 95"),
+    ("When specifying deviceIds, deviceIds size must be equal to tp*pp*cp (1 != 2)",
+     "an instance's gpu_device_ids list another number of GPUs than the engine's tp x pp",
+     "give each instance (GPU set) tp x pp slots"),
+    ("[1,1]<stderr>:E1201 model_lifecycle.cc:642] \"failed to load 'tensorrt_llm' version 1: Internal: "
+     "TritonModelException: Decoder (GPT) model path at /TRTDir/engines/e does not exist.",
+     "the engine directory /TRTDir/engines/e is not on that rank's node", "set cluster_serve_engine_dir"),
+    ("[node2:00123] OPAL ERROR: getting local rank failed --> Returned value No permission (-17) instead of "
+     "ORTE_SUCCESS",
+     "MPI was initialised a second time in one rank", "let only the engine model"),
+    ("triton_python_backend_stub: error while loading shared libraries: libcudart-d0da41ae.so.12.6.77: cannot open "
+     "shared object file: No such file or directory",
+     "the Python backend's stub on that node cannot find libcudart-d0da41ae.so.12.6.77", "install the server"),
+    ("[1,1]<stderr>:E1207 13:33:10.012079 9545 model_lifecycle.cc:642] \"failed to load 'tensorrt_llm' version 1: "
+     "Internal: Stub process 'tensorrt_llm_0_0' is not healthy.\"",
+     "the Python backend's process of model instance tensorrt_llm_0_0 ended", "the rank's last lines say why"),
+    ("[1,1]<stderr>:error: creating server: Internal - failed to stat file /TRTDir/triton/c1/inst0",
+     "/TRTDir/triton/c1/inst0 is not on that rank's node", "without a shared filesystem the stage copies"),
+    ("[1,0]<stderr>:E1201 model_lifecycle.cc:642] \"failed to load 'tensorrt_llm' version 1: Internal: "
+     "ValueError: boom\\n\"", "Triton could not load model tensorrt_llm: Internal: ValueError: boom",
+     "the rank's last lines say why"),
 ]
 
 

@@ -5,6 +5,7 @@ installs what the facts say the wheel's tritonserver needs (docs/serving.md)."""
 import re
 
 import jinja2
+import pytest
 import yaml
 from conftest import ROOT
 
@@ -45,3 +46,51 @@ def test_the_wheel_is_pinned_by_version_file_and_checksum():
     assert DEFAULTS["node_image_triton_wheel"] == "nvidia-pytriton==0.7.0"
     assert DEFAULTS["node_image_triton_wheel_file"].startswith("nvidia_pytriton-0.7.0-")
     assert re.match(r"^[0-9a-f]{64}$", DEFAULTS["node_image_triton_wheel_sha256"])
+
+
+# --- the one fetch of the wheel (roles/node_image/files/fetch_wheel.py, also run by scripts/test.sh) ----
+def _fetch_wheel():
+    import importlib.util
+    path = ROOT / "roles" / "node_image" / "files" / "fetch_wheel.py"
+    spec = importlib.util.spec_from_file_location("fetch_wheel", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_fetch_reads_the_roles_pin_and_caches_outside_the_state_directories(monkeypatch):
+    fw = _fetch_wheel()
+    assert fw.role_pin() == {"spec": DEFAULTS["node_image_triton_wheel"],
+                             "file": DEFAULTS["node_image_triton_wheel_file"],
+                             "sha256": DEFAULTS["node_image_triton_wheel_sha256"]}
+    monkeypatch.delenv("MTRT_WHEEL_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/c")
+    assert fw.default_cache() == "/c/mpi-trt-ansible/wheels"
+    monkeypatch.setenv("MTRT_WHEEL_CACHE", "/w")
+    assert fw.default_cache() == "/w"
+    # The role's default is the same rule, never under the build or state directory.
+    assert "MTRT_WHEEL_CACHE" in DEFAULTS["node_image_triton_wheel_dir"]
+    assert "/mpi-trt-ansible/wheels" in DEFAULTS["node_image_triton_wheel_dir"]
+    assert "build_dir" not in DEFAULTS["node_image_triton_wheel_dir"]
+
+
+def test_the_fetch_keeps_a_good_file_refuses_a_wrong_one_and_keeps_nothing_pip_got_wrong(tmp_path):
+    import hashlib
+    fw = _fetch_wheel()
+    good = tmp_path / "w.whl"
+    good.write_bytes(b"wheel")
+    sha = hashlib.sha256(b"wheel").hexdigest()
+    assert fw.fetch("x==1", "w.whl", sha, str(tmp_path), python="/nonexistent/python") == {
+        "path": str(good), "changed": False, "sha256": sha}  # pip is not run for a good file
+    with pytest.raises(RuntimeError, match="is not the pinned wheel"):
+        fw.fetch("x==1", "w.whl", "0" * 64, str(tmp_path))
+    assert good.read_bytes() == b"wheel"  # never replaced
+    # A "pip" that writes a file with another checksum: nothing is kept, no temporary directory is left.
+    fake = tmp_path / "fakepy"
+    fake.write_text("#!/bin/sh\nfor a; do d=$p; p=$a; done\nwhile [ $# -gt 0 ]; do [ \"$1\" = --dest ] && d=$2; "
+                    "shift; done\necho other > \"$d/n.whl\"\n")
+    fake.chmod(0o755)
+    dest = tmp_path / "cache"
+    with pytest.raises(RuntimeError, match="not the pinned"):
+        fw.fetch("n==1", "n.whl", sha, str(dest), python=str(fake))
+    assert list(dest.iterdir()) == []

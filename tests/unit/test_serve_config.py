@@ -6,14 +6,16 @@ import re
 
 import pytest
 from ansible.module_utils import mtrt_serve_config as cfg
-from ansible.module_utils.mtrt_serve_proxy import nginx_conf
+from conftest import FIXTURES
+
+from mpi_trt_ansible.serving_proxy import nginx_conf
 
 SPEC = {"backend": "tensorrtllm", "max_batch_size": 4, "engine_dir": "/TRTDir/engines/e",
         "tokenizer_dir": "/TRTDir/Models/m"}
 
 
 # --- a small reader of protobuf text format: enough to check structure, not a proto compiler ------
-TOKEN = re.compile(r'\s*(?:(#[^\n]*)|("(?:[^"\\]|\\.)*")|([{}\[\]:,])|([A-Za-z0-9_.+-]+))')
+TOKEN = re.compile(r'\s*(?:(#[^\n]*)|("(?:[^"\\]|\\.)*")|([{}\[\]:,;])|([A-Za-z0-9_.+-]+))')
 
 
 def parse(text):
@@ -51,6 +53,9 @@ def _value(tokens, i):
 def _fields(tokens, i, end):
     out = []
     while i < len(tokens) and tokens[i] != end:
+        if tokens[i] in (",", ";"):  # text format allows a separator after a field
+            i += 1
+            continue
         name = tokens[i]
         i += 1
         if tokens[i] == ":":
@@ -65,10 +70,12 @@ def get(fields, name):
 
 
 def params(fields):
-    """``parameters`` entries -> {key: string_value}."""
+    """``parameters`` entries -> {key: string_value}, in list form (``parameters [ {...} ]``, ours) or
+    repeated (``parameters {...}`` once per key, upstream's)."""
     out = {}
-    for entry in get(fields, "parameters")[0]:
-        out[get(entry, "key")[0]] = get(get(entry, "value")[0], "string_value")[0]
+    for value in get(fields, "parameters"):
+        for entry in (value if value and isinstance(value[0], list) else [value]):
+            out[get(entry, "key")[0]] = get(get(entry, "value")[0], "string_value")[0]
     return out
 
 
@@ -246,3 +253,83 @@ def test_streaming_is_not_buffered_and_every_answer_names_its_server():
 def test_the_proxy_needs_a_server():
     with pytest.raises(ValueError):
         nginx_conf([], 8080)
+
+
+# --- against the upstream templates (tensorrtllm_backend v0.14.0, recorded in fixtures/serve/upstream) --
+UPSTREAM = FIXTURES / "serve" / "upstream" / "tensorrtllm_backend-v0.14.0"
+UPSTREAM_COMMIT = "9958c21167e1a8e6bbddafc09b284904aaf22ab1"
+MODELS = ("preprocessing", "tensorrt_llm", "postprocessing", "ensemble")
+
+
+def upstream(model):
+    """An upstream template, parsed: its ${placeholders} become plain values first."""
+    text = (UPSTREAM / model / "config.pbtxt").read_text()
+    text = re.sub(r'"\$\{(\w+)\}"', r'"$\1"', text)  # quoted: keep a string
+    text = re.sub(r"\$\{(\w+)\}", r"PLACEHOLDER_\1", text)  # bare: a word
+    return parse(text)
+
+
+def tensor_facts(fields, key):
+    """{name: (data_type, dims, optional, reshape, allow_ragged_batch)} of a model's inputs or outputs."""
+    out = {}
+    for tensor in (get(fields, key) or [[]])[0]:
+        out[get(tensor, "name")[0]] = (
+            get(tensor, "data_type")[0], tuple(get(tensor, "dims")[0]), get(tensor, "optional") == ["true"],
+            get(tensor, "reshape") == [[("shape", [])]], get(tensor, "allow_ragged_batch") == ["true"])
+    return out
+
+
+def steps(fields):
+    """[(model, {input_map}, {output_map})] of an ensemble's scheduling."""
+    out = []
+    for step in get(get(fields, "ensemble_scheduling")[0], "step")[0]:
+        maps = {}
+        for kind in ("input_map", "output_map"):
+            maps[kind] = {get(e, "key")[0]: get(e, "value")[0] for e in get(step, kind)}
+        out.append((get(step, "model_name")[0], maps["input_map"], maps["output_map"]))
+    return out
+
+
+def test_the_upstream_fixtures_name_their_source_and_commit():
+    for model in MODELS:
+        head = (UPSTREAM / model / "config.pbtxt").read_text().splitlines()[:4]
+        assert "tensorrtllm_backend, tag v0.14.0, commit %s" % UPSTREAM_COMMIT in head[1]
+        assert "all_models/inflight_batcher_llm/%s/config.pbtxt" % model in head[2]
+        assert get(upstream(model), "name") == [model]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_our_tensors_and_their_flags_are_upstreams(model):
+    ours = parse(cfg.repository_files(dict(SPEC, gpu_device_ids=[0, 1]))["%s/config.pbtxt" % model])
+    theirs = upstream(model)
+    for key in ("input", "output"):
+        assert tensor_facts(ours, key) == tensor_facts(theirs, key), (model, key)
+        # In upstream's order too (clients and the ensemble read them by name, but a diff reads better).
+        assert list(tensor_facts(ours, key)) == list(tensor_facts(theirs, key)), (model, key)
+
+
+def test_our_ensemble_wires_the_steps_as_upstream_does():
+    ours = parse(cfg.repository_files(SPEC)["ensemble/config.pbtxt"])
+    assert steps(ours) == steps(upstream("ensemble"))
+    assert get(ours, "platform") == get(upstream("ensemble"), "platform") == ["ensemble"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_our_parameter_keys_are_upstreams_and_the_fixed_fields_match(model):
+    spec = dict(SPEC, gpu_device_ids=[[0, 1], [2, 3]], participant_ids=[[1, 2], [3, 4]], instance_count=2,
+                executor_worker_path=cfg.DEFAULT_WORKER)
+    ours = parse(cfg.repository_files(spec)["%s/config.pbtxt" % model])
+    theirs = upstream(model)
+    if model != "ensemble":
+        assert set(params(ours)) <= set(params(theirs)), set(params(ours)) - set(params(theirs))
+        # instance_group: the kind upstream fixes (KIND_CPU: the backend places GPUs by gpu_device_ids).
+        assert get(get(ours, "instance_group")[0][0], "kind") == get(get(theirs, "instance_group")[0][0], "kind")
+    for field in ("backend", "platform"):
+        mine, upstream_value = get(ours, field), get(theirs, field)
+        if upstream_value and not upstream_value[0].startswith("$"):
+            assert mine == upstream_value, (model, field)
+    if model == "tensorrt_llm":
+        assert [k for k, _v in get(ours, "model_transaction_policy")[0]] == ["decoupled"]
+        assert [k for k, _v in get(theirs, "model_transaction_policy")[0]] == ["decoupled"]
+        # The executor worker path upstream fixes (orchestrator mode) is the one we write.
+        assert params(ours)["executor_worker_path"] == params(theirs)["executor_worker_path"]

@@ -4,8 +4,12 @@ against the facts (docs/serving.md) and on logs captured from real runs."""
 
 import os
 import socket
+import sys
+import time
+from unittest import mock
 
 import pytest
+from ansible.module_utils import mtrt_launch
 from ansible.module_utils import mtrt_serve_launch as launch
 from conftest import FIXTURES
 
@@ -52,38 +56,52 @@ def test_every_rank_of_every_server_has_its_own_shm_prefix():
     assert all(p.startswith(s["shm_prefix"]) for s, p in zip([servers[0]] * 2 + [servers[1]] * 2, prefixes))
 
 
+def launch_of(server, as_root=False, **params):
+    """The server's launch as the module builds it (its options through the one launcher)."""
+    params = dict({"mpirun": "/usr/bin/mpirun", "mca": {}, "env": {}, "extra_args": [], "tag_output": True}, **params)
+    with mock.patch.object(mtrt_launch, "running_as_root", return_value=as_root):
+        return launch.server_launch(server, params, "/run/a/hostfile", "/opt/tritonserver/bin/tritonserver")
+
+
 def test_one_mpirun_per_server_one_context_per_rank_pinned_to_its_host():
     server = leader(("n2:1", "n1:0"))
-    argv = launch.mpirun_argv(server, "/run/a/hostfile", "/opt/tritonserver/bin/tritonserver",
-                              mca={"btl_tcp_if_include": "10.9.0.0/24"}, env_names=["NCCL_IB_DISABLE"],
-                              mpirun="/usr/bin/mpirun", as_root=True)
-    assert argv[:6] == ["/usr/bin/mpirun", "--allow-run-as-root", "--hostfile", "/run/a/hostfile", "--tag-output",
-                        "--mca"]
-    assert argv[6:10] == ["btl_tcp_if_include", "10.9.0.0/24", "-x", "NCCL_IB_DISABLE"]
+    built = launch_of(server, as_root=True, mca={"btl_tcp_if_include": "10.9.0.0/24"}, env={"NCCL_IB_DISABLE": "1"})
+    argv = built.argv
+    assert argv[:5] == ["/usr/bin/mpirun", "--allow-run-as-root", "--tag-output", "--hostfile", "/run/a/hostfile"]
+    assert argv[5:10] == ["--mca", "btl_tcp_if_include", "10.9.0.0/24", "-x", "NCCL_IB_DISABLE"]
     contexts = " ".join(argv[10:]).split(" : ")
     assert len(contexts) == 2
     assert contexts[0].startswith("-n 1 --host n2:1 /opt/tritonserver/bin/tritonserver ")
     assert contexts[1].startswith("-n 1 --host n1:1 /opt/tritonserver/bin/tritonserver ")
     assert "--http-port=8000" in contexts[0] and "--allow-http=false" in contexts[1]
-    assert "--allow-run-as-root" not in launch.mpirun_argv(server, "h", "t", as_root=False)
+    assert "--allow-run-as-root" not in launch_of(server).argv
+    # The launcher's view of it: two ranks, each on the node the plan put it, every rank's env exported.
+    assert (built.np, built.placement, built.env) == (2, {0: "n2", 1: "n1"}, {"NCCL_IB_DISABLE": "1"})
+    assert built.hosts_of_ranks([1]) == "1 on n1"
+
+
+def test_extra_mpirun_args_come_before_the_contexts_and_tags_can_be_left_out():
+    built = launch_of(leader(), extra_args=["--report-bindings"], tag_output=False)
+    assert "--tag-output" not in built.argv
+    assert built.argv.index("--report-bindings") < built.argv.index("-n")
 
 
 def test_the_hostfile_gives_each_host_the_slots_its_ranks_take():
-    assert launch.hostfile_text(leader(("n1:0", "n2:0"))) == "n1 slots=1\nn2 slots=1\n"
-    assert launch.hostfile_text(leader(("n1:0", "n1:1"))) == "n1 slots=2\n"
-    argv = launch.mpirun_argv(leader(("n1:0", "n1:1")), "h", "t", as_root=False)
+    assert launch_of(leader(("n1:0", "n2:0"))).hostfile_text == "n1 slots=1\nn2 slots=1\n"
+    both = launch_of(leader(("n1:0", "n1:1")))
+    assert both.hostfile_text == "n1 slots=2\n"
     # A bare --host would mean one slot and the second rank would find the node "already filled".
-    assert argv.count("n1:2") == 2
+    assert both.argv.count("n1:2") == 2
 
 
 def test_an_orchestrator_that_spawns_gets_slots_for_its_workers_and_its_switches():
     host = [{"name": "g", "ip": "10.9.0.11", "slots": 4, "gpus": [0, 1, 2, 3], "mpi_host": "g"}]
     server = serving.serve_plan(dict(SETTINGS, cluster_serve_mode="orchestrator", cluster_serve_instances=2),
                                 host)["servers"][0]
-    assert launch.hostfile_text(server) == "g slots=5\n"
-    env = launch.launch_env(server, {"X": 1})
-    assert env == {"TRTLLM_ORCHESTRATOR": "1", "TRTLLM_ORCHESTRATOR_SPAWN_PROCESSES": "1", "X": "1"}
-    argv = launch.mpirun_argv(server, "h", "t", env_names=sorted(env), as_root=False)
+    built = launch_of(server, env={"X": 1})
+    assert built.hostfile_text == "g slots=5\n"
+    assert built.env == {"TRTLLM_ORCHESTRATOR": "1", "TRTLLM_ORCHESTRATOR_SPAWN_PROCESSES": "1", "X": "1"}
+    argv = built.argv
     assert " ".join(argv).count(" : ") == 0 and "g:5" in argv
     assert ["-x", "TRTLLM_ORCHESTRATOR"] == argv[argv.index("-x"):argv.index("-x") + 2]
 
@@ -159,6 +177,64 @@ def test_a_launch_record_names_its_process_by_pid_start_time_and_marker(tmp_path
     assert launch.marked("mtrt-a-1-r", proc) == [40]
 
 
+def test_a_fresh_process_whose_arguments_are_not_readable_yet_is_alive(tmp_path):
+    """/proc shows a started process before exec has set its arguments (an empty cmdline): with the
+    recorded pid and start time it is the server just started, not a dead one."""
+    proc = fake_proc(tmp_path, {50: (["x"], "R", 1, 777, [])})
+    (tmp_path / "proc" / "50" / "cmdline").write_bytes(b"")
+    assert launch.record_alive({"pid": 50, "start_ticks": 777, "marker": "mtrt-a-1-r"}, proc)
+    assert not launch.record_alive({"pid": 50, "start_ticks": 776, "marker": "mtrt-a-1-r"}, proc)
+    assert not launch.record_alive({"pid": 50, "start_ticks": None, "marker": "mtrt-a-1-r"}, proc)
+
+
+def test_a_detached_start_returns_once_its_command_line_is_readable(tmp_path):
+    server = leader()
+    params = {"mpirun": "/bin/sh", "mca": {}, "env": {"MTRT_X": "1"}, "extra_args": [], "tag_output": False}
+    built = mtrt_launch.ContextLaunch(params, [("n1", ["true"])], str(tmp_path / "run" / "hostfile"))
+    # A stand-in for mpirun: prints as a rank and as mpirun does, then runs on (its marker in its argv).
+    built.argv = [sys.executable, "-c", "import sys, time; print('[1,0]<stdout>:hi from rank 0'); "
+                  "print('mpirun: said', flush=True); time.sleep(30)", server["shm_prefix"]]
+    pid, ticks = mtrt_launch.start_detached(built, str(tmp_path / "log"), str(tmp_path / "pid"))
+    try:
+        assert ticks == launch.proc_start_ticks(pid)
+        assert launch.record_alive({"pid": pid, "start_ticks": ticks, "marker": server["shm_prefix"]})
+        assert (tmp_path / "run" / "hostfile").read_text() == "n1 slots=1\n"
+        assert int((tmp_path / "pid").read_text()) == pid
+        assert mtrt_launch.exit_status(pid) is None  # still running
+        deadline = time.monotonic() + 30
+        while "\nmpirun: said" not in (tmp_path / "log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        os.kill(pid, 9)
+    deadline = time.monotonic() + 10
+    rc = None
+    while rc is None and time.monotonic() < deadline:
+        rc = mtrt_launch.exit_status(pid)
+        time.sleep(0.02)
+    assert rc == -9
+    result = mtrt_launch.detached_result("k", built)
+    mtrt_launch.record_detached(result, built, (tmp_path / "log").read_text(), rc=rc, duration_s=1.23456)
+    assert (result["rc"], result["duration_s"], result["detached"]) == (-9, 1.235, True)
+    assert result["ranks_seen"] == [0] and result["rank_tails"] == {"0": ["hi from rank 0"]}
+    assert result["stderr_tail"] == "mpirun: said" and "hi from rank 0" in result["stdout_tail"]
+
+
+def test_a_context_launch_needs_a_rank_and_a_host_for_each():
+    params = {"mpirun": "mpirun"}
+    with pytest.raises(mtrt_launch.LaunchError, match="no ranks"):
+        mtrt_launch.ContextLaunch(params, [], "h")
+    with pytest.raises(mtrt_launch.LaunchError, match="has no host"):
+        mtrt_launch.ContextLaunch(params, [("", ["t"])], "h")
+
+
+def test_only_the_last_start_of_a_detached_log_is_recorded():
+    built = launch_of(leader())
+    text = ("[1,1]<stderr>:E1201 old run: failed to load 'tensorrt_llm' version 1: old\n"
+            + mtrt_launch.start_line(built.argv) + "[1,0]<stderr>:I1201 fine\n")
+    result = mtrt_launch.record_detached(mtrt_launch.detached_result("k", built), built, text)
+    assert result["ranks_seen"] == [0] and result["ranks_silent"] == [1] and result["explained"] == []
+
+
 def test_this_process_has_a_start_time_and_a_command_line():
     assert launch.proc_start_ticks(os.getpid()) > 0
     assert "python" in launch.proc_cmdline(os.getpid())
@@ -178,9 +254,21 @@ def test_a_rank_killed_by_a_signal_is_named_from_mpiruns_notice():
     assert (why["rank"], why["host"], why["reason"]) == (1, "n2", "exited on signal 9 (Killed)")
 
 
+def test_a_rank_that_left_without_finalizing_mpi_is_named_from_mpiruns_notice():
+    # SYNTHESISED from Open MPI's [proc-exit-no-sync] help text (the line breaks after "on").
+    log = ("[1,1]<stderr>:E1201 model_lifecycle.cc:642] \"failed to load 'tensorrt_llm' version 1: Internal: "
+           "TritonModelException: TEST STAND-IN: rank 1 of instance a was told to fail\"\n"
+           "--------------------------------------------------------------------------\n"
+           "mpirun has exited due to process rank 1 with PID 0 on\n"
+           "node n2 exiting improperly. There are three reasons this could occur:\n")
+    why = launch.failing_rank(log, leader(("n1:0", "n2:0")))
+    assert (why["rank"], why["host"], why["reason"]) == (1, "n2", "exited without finalizing MPI")
+    assert "TEST STAND-IN: rank 1 of instance a was told to fail" in why["lines"][-1]
+
+
 def test_only_the_last_start_of_a_log_is_read():
-    text = (LOGS / "rank_killed.log").read_text() + launch.start_line(["mpirun", "again"]) + "[1,0]<stderr>:fine\n"
-    assert launch.last_start(text).startswith(launch.START_MARK)
+    text = (LOGS / "rank_killed.log").read_text() + mtrt_launch.start_line(["mpirun", "again"]) + "[1,0]<stderr>:fine\n"
+    assert mtrt_launch.last_start(text).startswith(mtrt_launch.START_MARK)
     assert launch.failing_rank(text, leader())["rank"] is None
 
 

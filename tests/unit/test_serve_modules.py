@@ -18,7 +18,7 @@ import triton_serve_instance
 import triton_serve_loadtest
 import triton_serve_repo
 from ansible.module_utils import mtrt_serve_image
-from conftest import ROOT
+from conftest import ROOT, ansible_reads_failed
 from serve_fakes import FakeTriton, write_fake_mpirun
 
 import mtrt_serve as serve_filters
@@ -111,12 +111,15 @@ def instance(tmp_path, monkeypatch):
                                  "cluster_serve_instances": [{"name": "a", "slots": ["n1:0", "n1:1"],
                                                               "http_port": port}],
                                  "cluster_serve_repo_root": str(tmp_path / "repos")}, nodes)["servers"][0]
+    # The bound only matters when a start fails: generous, so that 2 busy cores never decide a test.
     args = {"server": server, "run_dir": str(tmp_path / "run"), "mpirun": write_fake_mpirun(tmp_path),
-            "tritonserver": "/bin/true", "config_hash": "h1", "ready_timeout_s": 20, "stop_timeout_s": 5}
+            "tritonserver": "/bin/true", "config_hash": "h1", "timeout_s": 120, "stop_timeout_s": 5}
     monkeypatch.setenv("MTRT_LAUNCH_DIR", str(tmp_path / "launch"))
     started = []
     yield args, started
-    for pid in started:  # never leave a fake server behind
+    for pid in started:  # never leave a fake server behind (a start that failed has no pid)
+        if pid is None:
+            continue
         try:
             os.kill(pid, 9)
         except ProcessLookupError:
@@ -131,18 +134,30 @@ def alive(pid):
         return False
 
 
+def start(run_module, args, started, **over):
+    """Start the fake server; the start must succeed (its message says why when it did not)."""
+    result = run_module(triton_serve_instance, dict(args, **over))
+    started.append(result["pid"])
+    assert not result["failed"], result["msg"]
+    return result
+
+
 def test_a_server_starts_detached_answers_and_a_second_run_leaves_it_alone(run_module, instance, tmp_path):
     args, started = instance
-    first = run_module(triton_serve_instance, args)
-    started.append(first["pid"])
+    first = start(run_module, args, started)
     assert first["action"] == "started" and first["changed"] and alive(first["pid"])
     assert first["probe_text"] == "fake ping" and first["time_to_ready_s"] > 0
+    # Launch keys: mpirun runs detached (rc null) and the module says failed=false itself, or Ansible
+    # would read the null rc as a failure; the log since the start is read per rank.
+    assert (first["rc"], first["timed_out"], first["detached"], first["ranks_seen"]) == (None, False, True, [0])
+    assert "Started HTTPService" in first["stdout_tail"] and first["explained"] == []
     assert list(first["readiness"])[:2] == ["health", "identity"] and "generate" in first["readiness"]
     record = json.loads((tmp_path / "run" / "a" / "launch.json").read_text())
     assert record["pid"] == first["pid"] and record["marker"] == args["server"]["shm_prefix"]
     assert (tmp_path / "run" / "a" / "hostfile").read_text() == "n1 slots=2\n"
     assert "==== mtrt start" in (tmp_path / "run" / "a" / "server.log").read_text()
-    again = run_module(triton_serve_instance, args)
+    again = run_module(triton_serve_instance, args, raw=True)
+    assert not ansible_reads_failed(again)
     assert again["action"] == "unchanged" and not again["changed"] and again["pid"] == first["pid"]
     check = run_module(triton_serve_instance, dict(args, state="checked"))
     assert check["would"] == "unchanged" and not check["changed"] and check["conflicts"] == []
@@ -150,20 +165,17 @@ def test_a_server_starts_detached_answers_and_a_second_run_leaves_it_alone(run_m
 
 def test_a_changed_repository_restarts_it_check_mode_only_says_so(run_module, instance):
     args, started = instance
-    first = run_module(triton_serve_instance, args)
-    started.append(first["pid"])
+    first = start(run_module, args, started)
     dry = run_module(triton_serve_instance, dict(args, config_hash="h2", _ansible_check_mode=True))
     assert dry["action"] == "restarted" and dry["changed"] and alive(first["pid"])
-    second = run_module(triton_serve_instance, dict(args, config_hash="h2"))
-    started.append(second["pid"])
+    second = start(run_module, args, started, config_hash="h2")
     assert second["action"] == "restarted" and second["pid"] != first["pid"] and not alive(first["pid"])
     assert second["reason"] == "its settings or model repository changed"
 
 
 def test_stop_signals_its_own_mpirun_and_leaves_nothing(run_module, instance, tmp_path):
     args, started = instance
-    first = run_module(triton_serve_instance, args)
-    started.append(first["pid"])
+    first = start(run_module, args, started)
     stopped = run_module(triton_serve_instance, dict(args, state="stopped"))
     assert stopped["action"] == "stopped" and stopped["changed"] and stopped["leftovers"] == []
     assert not alive(first["pid"])
@@ -191,18 +203,32 @@ def test_a_rank_that_fails_to_load_fails_the_start_naming_rank_host_and_lines(ru
     monkeypatch.setenv("FAKE_MODE", "exit")
     result = run_module(triton_serve_instance, args)
     assert result["failed"] and result["pid"] is None
-    assert "instance a: mpirun exited before the server was ready (rank 1 on n1 exited with code 1)" in result["msg"]
+    assert "instance a: mpirun exited with 1 before the server was ready (rank 1 on n1 exited with code 1)" \
+        in result["msg"]
     assert "failed to load 'tensorrt_llm' version 1: boom" in result["msg"]
     assert result["failed_rank"]["rank"] == 1 and result["failed_rank"]["host"] == "n1"
+    # The shared launch keys of the one launcher: how it ended, who printed, the known cause explained.
+    assert (result["rc"], result["timed_out"], result["detached"]) == (1, False, True)
+    assert result["ranks_seen"] == [0, 1] and result["ranks_silent"] == []
+    assert result["expected_placement"] == {"0": "n1", "1": "n1"}
+    assert result["explained"][0]["cause"] == "Triton could not load model tensorrt_llm: boom"
+    assert "Cause: Triton could not load model tensorrt_llm: boom" in result["msg"]
+    assert "Process name: [[4242,1],1]" in result["stderr_tail"]  # mpirun's own lines
+    assert result["rank_tails"]["1"][-1].endswith("version 1: boom\"")
+    assert result["command"][0] == args["mpirun"] and "--tag-output" in result["command"]
 
 
 def test_a_server_never_ready_is_stopped_at_the_bound(run_module, instance, tmp_path, monkeypatch):
     args, started = instance
     monkeypatch.setenv("FAKE_MODE", "hang")
     t0 = time.monotonic()
-    result = run_module(triton_serve_instance, dict(args, ready_timeout_s=2))
+    result = run_module(triton_serve_instance, dict(args, timeout_s=2))
     assert result["failed"] and time.monotonic() - t0 < 15
     assert "instance a: not ready within 2s (cluster_serve_ready_timeout_s) - stuck at health" in result["msg"]
+    assert result["timed_out"] and result["rc"] is not None and result["left_running"] == []
+    # Only rank 0 printed (the fake runs rank 0's server alone): rank 1 is named as silent, with its host.
+    assert result["ranks_seen"] == [0] and result["ranks_silent"] == [1]
+    assert "rank(s) 1 on n1 never printed anything" in result["msg"]
     record = json.loads((tmp_path / "run" / "a" / "launch.json").read_text())
     assert record["pid"] is None
 
@@ -296,12 +322,27 @@ def test_check_mode_unpacks_nothing(run_module, tmp_path):
     assert result["changed"] and not (tmp_path / "d").exists()
 
 
-REAL_WHEEL = os.environ.get("MTRT_PYTRITON_WHEEL", "")
+def real_wheel():
+    """The pinned nvidia-pytriton wheel: MTRT_PYTRITON_WHEEL, else the controller's wheel cache, where
+    scripts/test.sh fetches it (roles/node_image/files/fetch_wheel.py, the role's own fetch)."""
+    if os.environ.get("MTRT_PYTRITON_WHEEL"):
+        return os.environ["MTRT_PYTRITON_WHEEL"]
+    sys.path.insert(0, str(ROOT / "roles" / "node_image" / "files"))
+    try:
+        import fetch_wheel
+    finally:
+        sys.path.pop(0)
+    return os.path.join(fetch_wheel.default_cache(), fetch_wheel.role_pin()["file"])
 
 
-@pytest.mark.skipif(not os.path.isfile(REAL_WHEEL), reason="set MTRT_PYTRITON_WHEEL to the nvidia-pytriton wheel")
 def test_the_real_wheel_needs_all_its_grafted_libraries_but_the_bundled_libpython():
-    with zipfile.ZipFile(REAL_WHEEL) as zf:
+    wheel = real_wheel()
+    if not os.path.isfile(wheel):
+        why = "%s is missing: scripts/test.sh fetches it (roles/node_image/files/fetch_wheel.py)" % wheel
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    with zipfile.ZipFile(wheel) as zf:
         plan = mtrt_serve_image.plan_unpack(zf.namelist(), zf.read, "3.11")
         libs = {p for p in plan if p.startswith("lib/")}
         grafted = {n for n in zf.namelist() if n.startswith("nvidia_pytriton.libs/") and not n.endswith("/")}
@@ -326,3 +367,15 @@ def test_the_summary_lines_say_what_each_server_did_and_what_the_load_test_measu
                                                    "latency_s": {"p50": 0.1, "p95": 0.2, "p99": 0.3},
                                                    "tokens_per_s": 9.5, "errors": 0})
     assert load == "load test: 4/4 ok (a=2, b=2), p50 0.1s p95 0.2s p99 0.3s, 9.5 tokens/s, 0 errors"
+
+
+def test_without_a_shared_filesystem_each_repository_goes_to_the_other_machines_of_its_ranks():
+    nodes = [{"name": "gpu01", "ip": "10.0.0.11", "slots": 2, "gpus": [0, 1], "mpi_host": "gpu01"},
+             {"name": "gpu02", "ip": "10.0.0.12", "slots": 2, "gpus": [0, 1], "mpi_host": "simgpu02"},
+             {"name": "gpu03", "ip": "10.0.0.13", "slots": 2, "gpus": [0, 1], "mpi_host": "gpu03"}]
+    plan = serving.serve_plan({"cluster_serve_enabled": True, "cluster_mode": "hosts", "cluster_serve_instances": [
+        {"name": "a", "slots": ["gpu01:0", "gpu02:1"]}, {"name": "b", "slots": ["gpu02:0", "gpu03:1"]},
+        {"name": "c", "slots": ["gpu03:0", "gpu01:1"]}]}, nodes)
+    # The launcher (gpu01) wrote every repository; the peers are named as ssh knows them (mpi_host).
+    assert serve_filters.mtrt_serve_repo_peers(plan["servers"], nodes, "gpu01") == {
+        "a": ["simgpu02"], "b": ["simgpu02", "gpu03"], "c": ["gpu03"]}

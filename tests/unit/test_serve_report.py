@@ -102,3 +102,14 @@ def test_serve_runs_the_serving_playbook_with_serving_on(monkeypatch):
     assert seen["extravars"] == {"cluster_serve_instances": 2, "cluster_serve_enabled": True,
                                  "cluster_serve_state": "started"}
     assert cli.main(["serve", "--stop"]) == 0 and seen["extravars"]["cluster_serve_state"] == "stopped"
+
+
+def test_a_server_launch_reads_as_running_detached_not_as_not_started():
+    from mpi_trt_ansible.report.kinds.launch import render_launch
+    base = {"expected_placement": {"0": "n1", "1": "n2"}, "np": 2, "rc": None, "timed_out": False, "problems": [],
+            "ranks_silent": [1], "detached": True, "pid": 4242, "command": ["mpirun"]}
+    assert render_launch(base)[0] == "Launch: np 2 (0 on n1, 1 on n2); runs detached (mpirun pid 4242)."
+    failed = dict(base, rc=1, pid=None, problems=["instance a: mpirun exited with 1"], rank_tails={"1": ["boom"]},
+                  stderr_tail="Process name: [[1,1],1]")
+    text = "\n".join(render_launch(failed))
+    assert "mpirun exited 1" in text and "ranks that never printed: 1 on n2" in text and "boom" in text

@@ -123,6 +123,36 @@ def test_across_gpu_nodes_each_rank_must_sit_on_the_gpu_the_runtime_gives_it():
     assert any("rank 0 uses GPU rank % gpus_per_node = 0 on n1, but it is placed on slot 1" in m for m in bad)
 
 
+def test_gpus_per_node_is_the_tensorrt_llm_stages_one_rule():
+    from mpi_trt_ansible import trtllm
+    for node, setting in ((NODES[0], None), (dict(NODES[0], gpus=[0, 1]), None), (dict(NODES[0], gpus=[0, 1]), 4),
+                          (dict(NODES[0], gpus=[0, 1, 2]), "8")):
+        want = trtllm.node_gpus(node, int(setting) if setting is not None else 0)
+        assert serving.gpus_per_node({"cluster_trtllm_gpus_per_node": setting}, node) == want
+
+
+def test_an_instance_across_nodes_with_different_gpu_counts_is_refused():
+    gpu_nodes = [dict(NODES[0], gpus=[0, 1]), dict(NODES[1], gpus=[0, 1, 2, 3])]
+    found = messages(nodes=gpu_nodes, cluster_serve_instances=[{"slots": ["n1:0", "n2:1"]}])
+    assert any("spans nodes that see different numbers of GPUs (n1=2, n2=4)" in m for m in found)
+    # One value for every node (the runtime's gpus_per_node) makes the placement checkable again.
+    assert problems(nodes=gpu_nodes, cluster_trtllm_gpus_per_node=2,
+                    cluster_serve_instances=[{"slots": ["n1:0", "n2:1"]}]) == []
+
+
+def test_the_proxy_container_spec_holds_what_it_is_created_with_not_the_servers_behind_it():
+    one = serving.serve_plan(settings(cluster_serve_instances=1), NODES)["proxy"]
+    two = serving.serve_plan(settings(cluster_serve_instances=2), NODES)["proxy"]
+    moved = serving.serve_plan(settings(cluster_serve_instances=[{"slots": ["n2:0", "n2:1"], "http_port": 8020}]),
+                               NODES)["proxy"]
+    assert one["container"] == {"address": "127.0.0.1", "port": 8080, "listen_port": 8080, "ip": "10.9.0.254"}
+    # Adding, moving or re-porting a server changes the upstreams (nginx.conf, a reload), not the container.
+    assert one["upstreams"] != two["upstreams"] != moved["upstreams"]
+    assert one["container"] == two["container"] == moved["container"]
+    published = serving.serve_plan(settings(cluster_serve_instances=1, cluster_serve_proxy_port=18080), NODES)
+    assert published["proxy"]["container"]["port"] == 18080
+
+
 def test_two_instances_naming_the_same_gpu_of_a_node_are_refused():
     host = [{"name": "g", "ip": "10.9.0.11", "slots": 4, "gpus": [0, 1, 2, 3]}]
     found = messages(nodes=host, cluster_serve_instances=[{"slots": ["g:0", "g:1"]},

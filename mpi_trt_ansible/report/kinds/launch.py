@@ -25,6 +25,9 @@ def is_launch(data):
 
 
 def went_wrong(data):
+    if data.get("detached"):  # a server that keeps running: rc stays null while it does
+        return bool(data.get("timed_out") or data.get("rc") not in (0, None) or data.get("problems")
+                    or data.get("diagnosis"))
     return bool(data.get("timed_out") or data.get("rc") not in (0, None) or data.get("problems")
                 or data.get("ranks_silent") and data.get("rc") not in (0,) or data.get("diagnosis"))
 
@@ -38,6 +41,10 @@ def _placement_line(data):
 def _ending(data):
     if data.get("timed_out"):
         return "timed out after %s s and was killed" % data.get("duration_s")
+    if data.get("detached") and data.get("rc") is None:
+        if data.get("pid"):
+            return "runs detached (mpirun pid %s)" % data["pid"]
+        return "not running"
     if data.get("rc") is None:
         return "not started"
     return "mpirun exited %s after %s s" % (data.get("rc"), data.get("duration_s"))
@@ -92,6 +99,8 @@ def render_launch(data, shown_above=False):
     silent = data.get("ranks_silent") or []
     wrong = went_wrong(data)
     if not wrong:
+        if data.get("detached"):
+            return ["Launch: %s; %s." % (_placement_line(data), _ending(data)), ""]
         return ["Launch: %s; %s; every rank printed." % (_placement_line(data), _ending(data)), ""]
     text = "Launch: %s; %s" % (_placement_line(data), _ending(data))
     if silent:

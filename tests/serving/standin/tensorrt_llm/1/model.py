@@ -14,7 +14,10 @@ behaves like that backend where the serving stage depends on it (facts: docs/ser
 - ``gpt_model_path`` must be an engine directory whose config.json gives tp and pp.
 
 The answer's text starts with ``ranks=<rank>@<host>/gpu<g>,...`` listing every rank that took
-part, so a test can tell a real multi-rank answer from a faked one. Each rank spends
+part, so a test can tell a real multi-rank answer from a faked one. A failure knob for tests:
+``standin_fail_rank`` (a config parameter) makes that rank's ``initialize()`` print why and end its
+process in leader mode, as a rank whose engine cannot load ends; ``standin_fail_instance`` limits it to the repository of
+that instance (a directory of the model's path). Each rank spends
 ``standin_service_ms`` (a config parameter, default 0) per request, sequentially, so the time a
 request costs is fixed and known. mpi4py is imported lazily, inside ``initialize()``.
 """
@@ -81,11 +84,30 @@ class TritonPythonModel:
         self.comm = world
         self.peers = list(range(1, world.Get_size()))
         rank = world.Get_rank()
+        self._fail_if_told(cfg, args, rank)
         ids = self.sets[0] if self.sets else list(range(self.tp * self.pp))
         me = {"rank": rank, "host": self.host, "gpu": ids[rank % len(ids)]}
         if rank != 0:
             serve_rank(world, me)  # never returns
         self.me = me
+
+    @staticmethod
+    def _fail_if_told(cfg, args, rank):
+        """The failure knob (tests only): standin_fail_rank, optionally only in standin_fail_instance."""
+        fail_rank = _param(cfg, "standin_fail_rank")
+        if fail_rank is None or int(fail_rank) != rank:
+            return
+        # The model's directory (<repository>/<instance>/tensorrt_llm) names the instance.
+        path = os.path.abspath(str(args.get("model_repository", "")))
+        only = _param(cfg, "standin_fail_instance")
+        if only and only not in path.split(os.sep):
+            return
+        # Exit, not raise: a stub that raised after MPI_Init does not leave (MPI keeps it), and its
+        # tritonserver would wait for it forever; a rank whose engine cannot load ends its process.
+        sys.stderr.write("TEST STAND-IN: rank %d of instance %s failed in initialize, as told (standin_fail_rank)\n"
+                         % (rank, only or path))
+        sys.stderr.flush()
+        os._exit(3)
 
     def _start_orchestrator(self, args, world):
         if world.Get_size() != 1:

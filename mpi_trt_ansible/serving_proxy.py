@@ -2,7 +2,8 @@
 """nginx.conf of the serving proxy: Debian's nginx (1.22, open source) in front of rank 0 of
 every leader-mode server.
 
-Plain Python, no Ansible imports. What each directive is for (nginx.org/en/docs; docs/serving.md):
+Controller-side (the ``mtrt_nginx_conf`` filter of roles/triton_serve renders it; nothing on a node
+needs it). Plain Python, no Ansible imports. What each directive is for (nginx.org/en/docs; docs/serving.md):
 
 - ``least_conn``: generation requests are long and uneven; send each to the server with the
   fewest in flight. ``zone``: the workers share one view of failures.
