@@ -9,7 +9,7 @@ import yaml
 
 from conftest import PLUGINS, ROOT
 
-TOOLS = {"cluster_files", "host_files"}
+TOOLS = {"cluster_files", "host_files", "cluster_dir_copy"}
 # Stage 40's second play runs each machine's own node container where it stands (docker_per_host).
 PLAYS = {"40_node_containers.yml": 2}
 # Not a stage: teardown removes what stage 40 made, with stage 40's module.
