@@ -561,13 +561,15 @@ def serve_plan(settings, nodes):
     ``{mode, world_size, servers: [...], proxy: {...}, endpoint}``; ``proxy`` has ``upstreams`` (rank 0
     of each server, in nginx.conf) and ``container`` (what the proxy container is created with: its
     published address and port, listen port and IP); each server has its name,
-    rank 0's host/ip/ports, ``ranks`` ``[{rank, node, mpi_host, ip, slot, gpu}]``, ``hosts``,
+    rank 0's host/ip/ports, ``upstream`` (the address the proxy reaches rank 0 at), ``ranks`` ``[{rank, node, mpi_host, ip, slot, gpu}]``, ``hosts``,
     ``repo``, ``shm_prefix``, ``server_id``, GPU ids (``gpu_device_ids`` in leader mode,
     ``gpu_sets`` and ``participant_ids`` in orchestrator mode) and the backend ``env``.
     """
     parse = _Parse(settings, nodes)
     if parse.problems:
         raise ServeError(parse.problems)
+    for server in parse.servers:
+        server["upstream"] = "%s:%d" % (_reach(settings, server), server["http_port"])
     mode = parse.mode
     proxy_on = mode == "leader" and _as_bool(_get(settings, "cluster_serve_proxy_enabled"))
     proxy = {"enabled": proxy_on,
@@ -575,8 +577,7 @@ def serve_plan(settings, nodes):
              "port": _as_int(_get(settings, "cluster_serve_proxy_port")),
              "listen_port": _as_int(_get(settings, "cluster_serve_proxy_listen_port")),
              "ip": proxy_ip(settings) if str(_get(settings, "cluster_mode")) == "docker" else "127.0.0.1",
-             "upstreams": [{"name": s["name"], "address": "%s:%d" % (_reach(settings, s), s["http_port"])}
-                           for s in parse.servers]}
+             "upstreams": [{"name": s["name"], "address": s["upstream"]} for s in parse.servers]}
     # What the proxy container is created with (a change means a new container); the upstreams are not:
     # they live in nginx.conf, which is rewritten and reloaded, so in-flight requests finish.
     proxy["container"] = {k: proxy[k] for k in ("address", "port", "listen_port", "ip")}

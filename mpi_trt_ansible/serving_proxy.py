@@ -82,3 +82,31 @@ def nginx_conf(upstreams, listen_port, down=(), max_fails=1, fail_timeout_s=5, c
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def live_upstreams(upstreams, checks):
+    """The servers the proxy may send to before a change, in the plan's order: ``[{name, address}]``.
+
+    ``upstreams``: the plan's; ``checks``: each server's ``triton_serve_instance`` result of
+    ``state=checked`` (``name``, ``would``, ``pid``, ``running_upstream``). A server the check found
+    unchanged answers at its plan address; one that runs and will restart answers at the address it
+    was started with (a change of its ports takes effect only once it answers there); one that does
+    not run is left out. Nothing runs yet (a first start): the plan's, which the servers are about to
+    answer at.
+    """
+    by_name = {c.get("name"): c for c in checks or ()}
+    live = []
+    for up in upstreams:
+        check = by_name.get(up["name"]) or {}
+        if check.get("would") == "unchanged":
+            live.append(dict(up))
+        elif check.get("pid") and check.get("running_upstream"):
+            live.append({"name": up["name"], "address": check["running_upstream"]})
+    return live or [dict(up) for up in upstreams]
+
+
+def with_upstream(live, upstreams, name):
+    """``live`` with server ``name`` at its plan address (it answers there now), in the plan's order."""
+    addresses = {up["name"]: up["address"] for up in live}
+    addresses[name] = next(up["address"] for up in upstreams if up["name"] == name)
+    return [{"name": up["name"], "address": addresses[up["name"]]} for up in upstreams if up["name"] in addresses]

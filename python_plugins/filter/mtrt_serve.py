@@ -6,7 +6,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 try:
-    from mpi_trt_ansible.serving_proxy import nginx_conf
+    from mpi_trt_ansible.serving_proxy import live_upstreams, nginx_conf, with_upstream
 except ImportError as exc:  # pragma: no cover - the controller's Python lacks the project package
     raise AnsibleFilterError(
         "the mpi_trt_ansible package is not importable by this ansible-playbook (%s): run "
@@ -15,9 +15,20 @@ except ImportError as exc:  # pragma: no cover - the controller's Python lacks t
 DOCUMENTATION = ""
 
 
-def mtrt_nginx_conf(proxy, down=(), **options):
-    """The serving proxy's nginx.conf for the plan's ``proxy`` (``mpi_trt_ansible.serving_proxy.nginx_conf``)."""
-    return nginx_conf(proxy["upstreams"], proxy["listen_port"], down=down or (), **options)
+def mtrt_nginx_conf(proxy, down=(), upstreams=None, **options):
+    """The serving proxy's nginx.conf for the plan's ``proxy`` (``mpi_trt_ansible.serving_proxy.nginx_conf``),
+    sending to ``upstreams`` (default: the plan's)."""
+    return nginx_conf(upstreams or proxy["upstreams"], proxy["listen_port"], down=down or (), **options)
+
+
+def mtrt_serve_live(upstreams, checks):
+    """The servers answering before a change (``mpi_trt_ansible.serving_proxy.live_upstreams``)."""
+    return live_upstreams(upstreams, checks)
+
+
+def mtrt_serve_with_upstream(live, upstreams, name):
+    """``live`` with ``name`` at its plan address (``mpi_trt_ansible.serving_proxy.with_upstream``)."""
+    return with_upstream(live, upstreams, name)
 
 
 def mtrt_serve_instance_line(result):
@@ -63,6 +74,8 @@ def mtrt_serve_repo_peers(servers, nodes, launcher):
 class FilterModule:
     def filters(self):
         return {"mtrt_nginx_conf": mtrt_nginx_conf,
+                "mtrt_serve_live": mtrt_serve_live,
+                "mtrt_serve_with_upstream": mtrt_serve_with_upstream,
                 "mtrt_serve_instance_line": mtrt_serve_instance_line,
                 "mtrt_serve_loadtest_line": mtrt_serve_loadtest_line,
                 "mtrt_serve_stale": mtrt_serve_stale,

@@ -201,6 +201,11 @@ would:
   description: With O(state=checked), the action V(started) would take (V(started), V(restarted), V(unchanged)).
   returned: when O(state=checked)
   type: str
+running_upstream:
+  description: With O(state=checked), the address the running server was started to answer at (the proxy
+    keeps sending there until it restarts); absent when it does not run.
+  returned: when O(state=checked) and the server runs
+  type: str
 leftovers:
   description: After a stop, processes of the server that outlived mpirun and were killed - C(host), C(pids).
   returned: always
@@ -407,7 +412,7 @@ class Instance:
         record = {"pid": pid, "start_ticks": ticks, "marker": self.server["shm_prefix"],
                   "fingerprint": self.fingerprint, "argv": self.argv, "env": sorted(self.env),
                   "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "time_to_ready_s": None,
-                  "server_id": self.server["server_id"]}
+                  "server_id": self.server["server_id"], "upstream": self.server.get("upstream")}
         self.write_record(record)
         self.result["pid"] = pid
         probe = generate_body(self.p["probe_prompt"], 1)
@@ -485,7 +490,8 @@ class Instance:
                 self.check_programs()
                 self.check_ports()
             if record_alive(record):
-                self.result.update(pid=int(record["pid"]), time_to_ready_s=record.get("time_to_ready_s"))
+                self.result.update(pid=int(record["pid"]), time_to_ready_s=record.get("time_to_ready_s"),
+                                   running_upstream=record.get("upstream"))
             return self.result
         self.result["action"] = action
         if action == "unchanged":

@@ -333,3 +333,38 @@ def test_our_parameter_keys_are_upstreams_and_the_fixed_fields_match(model):
         assert [k for k, _v in get(theirs, "model_transaction_policy")[0]] == ["decoupled"]
         # The executor worker path upstream fixes (orchestrator mode) is the one we write.
         assert params(ours)["executor_worker_path"] == params(theirs)["executor_worker_path"]
+
+
+# --- the proxy while servers change (mpi_trt_ansible.serving_proxy.live_upstreams / with_upstream) ---------
+
+PLAN_UPSTREAMS = [{"name": "inst0", "address": "10.0.0.11:8000"}, {"name": "inst1", "address": "10.0.0.12:8020"}]
+
+
+def test_the_proxy_sends_to_the_old_address_of_a_server_until_it_answers_at_its_new_one():
+    from mpi_trt_ansible.serving_proxy import live_upstreams, with_upstream
+    # inst0 unchanged; inst1 runs on 8010 and will restart on 8020 (its ports changed).
+    checks = [{"name": "inst0", "would": "unchanged", "pid": 11, "running_upstream": "10.0.0.11:8000"},
+              {"name": "inst1", "would": "restarted", "pid": 12, "running_upstream": "10.0.0.12:8010"}]
+    live = live_upstreams(PLAN_UPSTREAMS, checks)
+    assert live == [{"name": "inst0", "address": "10.0.0.11:8000"}, {"name": "inst1", "address": "10.0.0.12:8010"}]
+    # inst1 restarted and answers on 8020: only then does the proxy send there.
+    assert with_upstream(live, PLAN_UPSTREAMS, "inst1") == PLAN_UPSTREAMS
+
+
+def test_a_server_that_does_not_run_gets_no_traffic_until_it_answers():
+    from mpi_trt_ansible.serving_proxy import live_upstreams, with_upstream
+    checks = [{"name": "inst0", "would": "unchanged", "pid": 11},
+              {"name": "inst1", "would": "started", "pid": None}]  # its mpirun is gone
+    live = live_upstreams(PLAN_UPSTREAMS, checks)
+    assert live == PLAN_UPSTREAMS[:1]
+    assert with_upstream(live, PLAN_UPSTREAMS, "inst1") == PLAN_UPSTREAMS  # plan order kept
+    # A running server started before its record named its address: left out until it answers again.
+    assert live_upstreams(PLAN_UPSTREAMS, [checks[0], {"name": "inst1", "would": "restarted", "pid": 12}]) == \
+        PLAN_UPSTREAMS[:1]
+
+
+def test_a_first_start_points_the_proxy_at_the_plan():
+    from mpi_trt_ansible.serving_proxy import live_upstreams
+    checks = [{"name": "inst0", "would": "started", "pid": None}, {"name": "inst1", "would": "started", "pid": None}]
+    assert live_upstreams(PLAN_UPSTREAMS, checks) == PLAN_UPSTREAMS
+    assert live_upstreams(PLAN_UPSTREAMS, []) == PLAN_UPSTREAMS

@@ -161,6 +161,8 @@ def test_a_server_starts_detached_answers_and_a_second_run_leaves_it_alone(run_m
     assert again["action"] == "unchanged" and not again["changed"] and again["pid"] == first["pid"]
     check = run_module(triton_serve_instance, dict(args, state="checked"))
     assert check["would"] == "unchanged" and not check["changed"] and check["conflicts"] == []
+    # The address the proxy reaches it at, as the plan said when it started (kept while its ports change).
+    assert record["upstream"] == check["running_upstream"] == "127.0.0.1:%d" % args["server"]["http_port"]
 
 
 def test_a_changed_repository_restarts_it_check_mode_only_says_so(run_module, instance):
