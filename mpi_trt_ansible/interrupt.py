@@ -144,7 +144,7 @@ def snapshot(pid_dir):
         path = os.path.join(pid_dir, name)
         try:
             with open(path) as handle:
-                found.append({"file": path, "text": handle.read(64)})
+                found.append({"file": path, "text": handle.read(8192)})
         except OSError:
             continue
     return found

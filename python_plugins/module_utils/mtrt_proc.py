@@ -282,14 +282,16 @@ def _tree(proc, pipes):
     return [p for p in tree if _alive(p)]
 
 
-def run_bounded(argv, timeout_s, env=None, cwd=None, stdin_text=None, on_start=None):
+def run_bounded(argv, timeout_s, env=None, cwd=None, stdin_text=None, on_start=None, on_timeout=None):
     """Run ``argv`` in its own session with a deadline on the whole process tree.
 
     Returns a dict: rc (int, negative for a signal, None when timed out), stdout,
     stderr (str), duration_s (float), timed_out (bool), pid (int), left_running
     (pids that could not be killed; normally []), stopped (pids of the tree that were
     signalled: at the deadline, or stragglers still holding the output after the command ended).
-    ``on_start(pid)`` is called once the process runs (e.g. to write a pid file).
+    ``on_start(pid)`` is called once the process runs (e.g. to write a pid file);
+    ``on_timeout(pids)`` at the deadline with the tree's pids, just before they are signalled (what they
+    show, e.g. the command lines of mpirun's ssh clients, is gone afterwards).
 
     The whole call takes at most ``timeout_s + KILL_GRACE_S + DRAIN_S`` and a little: output is
     read by one selector loop against the deadline; at the deadline the tree gets SIGTERM (reading
@@ -328,6 +330,8 @@ def run_bounded(argv, timeout_s, env=None, cwd=None, stdin_text=None, on_start=N
             # 2. the deadline: SIGTERM to the tree, reading on; SIGKILL to what is left after the grace
             timed_out = True
             stopped = [proc.pid] + _tree(proc, pipes)
+            if on_timeout is not None:
+                on_timeout(list(stopped))
             _signal_all(proc.pid, stopped, signal.SIGTERM)
             grace = time.monotonic() + KILL_GRACE_S
             while time.monotonic() < grace and (proc.poll() is None or _tree(proc, pipes)):

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 
 import pytest
 
@@ -73,7 +74,7 @@ def launch(tmp_path):
 
 def test_running_launch_is_stopped_by_its_pid_file(launch):
     module, pid_dir, sleeps = launch
-    mpirun_pid = int((pid_dir / ("mpi_hello-%d.pid" % module.pid)).read_text())
+    mpirun_pid = int((pid_dir / ("mpi_hello-%d.pid" % module.pid)).read_text().splitlines()[0])
     [entry] = interrupt.stop_launches([interrupt.Target("gpu0", "local", pid_dir=str(pid_dir))])
     assert entry["error"] is None and entry["via"] == "local" and entry["pid_dir"] == str(pid_dir)
     [stopped] = entry["launches"]
@@ -228,3 +229,69 @@ def test_sigint_to_ansible_playbook_stops_its_local_launch_and_writes_the_report
     assert "| gpu0 | local | fake_launch (pid %d) | stopped (3 processes) |" % cleanup["launches"][0]["pid"] in md
     assert "MTRT run interrupted in " in output
     assert "  INTERRUPTED during mpi_hello / Say hello from every rank on gpu0" in output
+
+
+# --- what a launch started on its nodes ------------------------------------------------------------
+def _start(argv, env=None):
+    full = dict(os.environ, **(env or {}))
+    return subprocess.Popen(argv, env=full, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def test_a_node_stops_what_its_launch_marked_and_nothing_else():
+    """On a node: the ranks (the launch id in their environment, even after leaving every tree), the
+    daemon (Open MPI's job id on its command line) with what runs under it; an unmarked process stays."""
+    from ansible.module_utils import mtrt_launch_stop
+
+    rank = _start(["sleep", "606.25"], env={mtrt_launch_stop.LAUNCH_ID_ENV: "unit-606"})
+    daemon = _start(["sh", "-c", "sleep 607.25; :", "orted", "-mca", "ess_base_jobid", "4242"])
+    other = _start(["sleep", "608.25"], env={mtrt_launch_stop.LAUNCH_ID_ENV: "another-launch"})
+    try:
+        assert _wait(lambda: _pids(["sleep", "607.25"]) and _pids(["sleep", "606.25"]))
+        [entry] = mtrt_launch_stop.stop_on_nodes(["localhost"], "unit-606", ["4242"])
+        assert entry["error"] is None and entry["left_running"] == [], entry
+        stopped = {p["pid"] for p in entry["stopped"]}
+        assert {rank.pid, daemon.pid} | set(_pids(["sleep", "607.25"])) <= stopped | {None}
+        assert rank.wait(5) is not None and daemon.wait(5) is not None
+        assert not _pids(["sleep", "606.25"]) and not _pids(["sleep", "607.25"])
+        assert other.poll() is None and _pids(["sleep", "608.25"]) == [other.pid]
+        assert mtrt_launch_stop.describe_nodes([entry]).startswith("localhost: stopped ")
+    finally:
+        for proc in (rank, daemon, other):
+            proc.kill()
+            proc.wait()
+
+
+def test_daemon_tokens_come_from_the_ssh_clients_command_lines():
+    from ansible.module_utils import mtrt_launch_stop
+
+    ssh = _start(["sh", "-c", "sleep 609.25; :", "ssh", "-x", "node2",
+                  'PATH=/usr/bin ; export PATH ; /usr/bin/orted -mca ess "env" -mca ess_base_jobid "3812229120" '
+                  '-mca ess_base_vpid 1 -mca orte_hnp_uri "3812229120.0;tcp://192.168.126.11:43011"'])
+    try:
+        assert _wait(lambda: mtrt_launch_stop.daemon_tokens([ssh.pid]) == ["3812229120"])
+    finally:
+        ssh.kill()
+        ssh.wait()
+    assert mtrt_launch_stop.describe_nodes([
+        {"host": "n2", "error": "no answer in 5.0s", "stopped": [], "left_running": []},
+        {"host": "n1", "error": None, "stopped": [], "left_running": []}]) == (
+        "n2: not reached (no answer in 5.0s); n1: nothing left")
+
+
+def test_a_timed_out_launch_stops_what_it_left_on_its_nodes():
+    """A rank that left the launch's session and its output (setsid, output to /dev/null) is out of
+    run_bounded's reach; the launch's marker still finds it on its node after the timeout."""
+    from ansible.module_utils import mtrt_launch
+
+    launch = types.SimpleNamespace(argv=["sh", "-c", "(setsid sleep 611.25 >/dev/null 2>&1 &); sleep 612.25"],
+                                   env={"MTRT_LAUNCH_ID": "unit-611"}, launch_id="unit-611",
+                                   placement={0: "localhost"}, params={})
+    started = time.monotonic()
+    run = mtrt_launch.execute(launch, 1.5, pid_dir=None, name="unit")
+    assert time.monotonic() - started < 1.5 + 10
+    assert run["timed_out"]
+    [entry] = run["stopped_on_nodes"]
+    assert entry["host"] == "localhost" and entry["error"] is None, entry
+    assert any(p["cmd"] == "sleep 611.25" for p in entry["stopped"]), entry
+    assert not _pids(["sleep", "611.25"]) and not _pids(["sleep", "612.25"])
