@@ -53,6 +53,7 @@ notes:
     every result carries the launch keys C(mtrt_kind), C(command) (the mpirun argv), C(rc) (null when it timed
     out or did not run), C(timed_out), C(duration_s), C(np), C(expected_placement) (rank to host under Open MPI's
     by-slot mapping), C(ranks_seen) and C(ranks_silent) (ranks that printed something, or nothing),
+    C(ranks_signalled) (ranks mpirun saw die on a signal, each C(rank), C(host), C(signal)),
     C(rank_tails) (each rank's last lines), C(left_running) (pids that survived the kill; normally empty),
     C(stopped_on_nodes) (after a timeout, per host of the placement what the launch had left there and was
     stopped - C(host), C(stopped) as C(pid) and C(cmd), C(left_running), C(error) when the host did not answer),

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import re
 
+# mpirun's line for a rank that died on a signal (Open MPI 4 and 5): the rank, its node and the signal.
+RANK_SIGNAL = r"process rank (?P<rank>\d+) with PID \d+ on node (?P<host>\S+) exited on signal (?P<sig>\d+)"
+
 KNOWN_ERRORS = (
 
     {"id": "duplicate_gpu",
@@ -125,7 +128,7 @@ KNOWN_ERRORS = (
      "cause": "rank {rank} on {host} was killed with SIGKILL (often the kernel's OOM killer)",
      "fix": "the report's node table says whether {host} was OOM-killed; give it more memory or load less"},
     {"id": "rank_signal",
-     "pattern": r"process rank (?P<rank>\d+) with PID \d+ on node (?P<host>\S+) exited on signal (?P<sig>\d+)",
+     "pattern": RANK_SIGNAL,
      "cause": "rank {rank} on {host} died on signal {sig}",
      "fix": "the rank's last lines (rank_tails) say what it was doing"},
     {"id": "cannot_exec",
@@ -207,3 +210,14 @@ def format_explained(explained, limit=2):
     """'Cause: ...; fix: ... (raw: '...')' for the first ``limit`` explained lines."""
     return " ".join("Cause: %s; fix: %s (raw: %r)." % (e["cause"], e["fix"], e["raw"])
                     for e in explained[:limit])
+
+
+def signalled_ranks(text):
+    """``[{rank, host, signal}]`` of every rank mpirun saw die on a signal in ``text`` (first mention each)."""
+    found, seen = [], set()
+    for match in re.finditer(RANK_SIGNAL, text or ""):
+        rank = int(match.group("rank"))
+        if rank not in seen:
+            seen.add(rank)
+            found.append({"rank": rank, "host": match.group("host"), "signal": int(match.group("sig"))})
+    return found

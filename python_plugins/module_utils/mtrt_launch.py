@@ -34,7 +34,7 @@ import shutil
 import socket
 import uuid
 
-from ansible.module_utils.mtrt_explain import explain, format_explained
+from ansible.module_utils.mtrt_explain import explain, format_explained, signalled_ranks
 from ansible.module_utils.mtrt_launch_stop import (LAUNCH_ID_ENV, daemon_tokens, describe_nodes, ssh_args_of,
                                                    stop_on_nodes)
 from ansible.module_utils.mtrt_proc import run_bounded, tail
@@ -187,7 +187,8 @@ def base_result(kind, launch=None, argv=None):
         mtrt_kind=kind, changed=False, command=launch.argv if launch else (argv or []), rc=None,
         timed_out=False, duration_s=0.0, np=launch.np if launch else 0,
         expected_placement={str(r): h for r, h in (launch.placement if launch else {}).items()},
-        ranks_seen=[], ranks_silent=[], rank_tails={}, left_running=[], stopped_on_nodes=[], explained=[],
+        ranks_seen=[], ranks_silent=[], ranks_signalled=[], rank_tails={}, left_running=[], stopped_on_nodes=[],
+        explained=[],
         problems=[], stdout_tail="", stderr_tail="")
 
 
@@ -246,7 +247,8 @@ def record(result, launch, run):
         ranks_silent=sorted(set(launch.placement) - set(seen)),
         rank_tails={str(r): lines[-RANK_TAIL_LINES:] for r, lines in sorted(run["per_rank"].items())},
         stdout_tail=tail(run["stdout"]), stderr_tail=tail(run["stderr"]),
-        explained=explain(run["stdout"] + "\n" + run["stderr"]))
+        explained=explain(run["stdout"] + "\n" + run["stderr"]),
+        ranks_signalled=signalled_ranks(run["stdout"] + "\n" + run["stderr"]))
 
 
 def failure_message(kind, launch, result, problems, bound_name="timeout_s", advice=None):

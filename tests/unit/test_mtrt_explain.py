@@ -135,3 +135,15 @@ def test_explain_keeps_long_raw_lines_short_and_stops_at_the_limit():
     assert NCCL_ERROR_MARKER.strip() == "MTRT-NCCL-ALLREDUCE-ERROR"
 
 
+
+
+def test_signalled_ranks_name_rank_host_and_signal_once_each():
+    from ansible.module_utils.mtrt_explain import signalled_ranks
+
+    text = ("[1,3]<stdout>:MTRT-HELLO {\"rank\": 3}\n"
+            "mpirun noticed that process rank 3 with PID 0 on node fnode2 exited on signal 9 (Killed).\n"
+            "mpirun noticed that process rank 3 with PID 0 on node fnode2 exited on signal 9 (Killed).\n"
+            "mpirun noticed that process rank 0 with PID 71 on node fnode1 exited on signal 15 (Terminated).\n")
+    assert signalled_ranks(text) == [{"rank": 3, "host": "fnode2", "signal": 9},
+                                     {"rank": 0, "host": "fnode1", "signal": 15}]
+    assert signalled_ranks("") == []
