@@ -298,7 +298,7 @@ def describe_nodes(entries):
 
 def stop_one(launch, grace_s):
     """Stop one launch (a :func:`read_launches` entry); returns the entry with what happened."""
-    pid, module_pid = launch["pid"], launch["module_pid"]
+    pid, module_pid = launch["pid"], launch.get("module_pid")
     out = dict(launch, was_running=False, stopped=[], left_running=[], skipped=None, nodes=[])
     state = _stat(pid) if pid > 0 else None
     module_started_it = False
@@ -327,7 +327,7 @@ def stop_one(launch, grace_s):
             except OSError:
                 pass
             time.sleep(0.5)
-    if not _running(module_pid) or out["was_running"]:
+    if not (module_pid and _running(module_pid)) or out["was_running"]:
         try:
             os.unlink(launch["file"])
         except OSError:
@@ -335,18 +335,57 @@ def stop_one(launch, grace_s):
     return out
 
 
-def stop_launches(pid_dir=None, known=(), grace_s=3.0):
+def read_servers(serve_dirs, run_age_s):
+    """The serving launches started within the last ``run_age_s`` seconds (this run's): each
+    ``<serve dir>/<server>/mpirun.pid`` that ``triton_serve_instance`` writes when it starts a server
+    (``mtrt_proc.start_detached``), younger than the run by the node's own clock, with the hosts of the
+    server's ``hostfile`` beside it: ``[{file, kind: serve:<server>, module_pid: None, pid, hosts}]``."""
+    found = []
+    if run_age_s is None:
+        return found
+    now = time.time()
+    for base in serve_dirs or ():
+        try:
+            names = sorted(os.listdir(base))
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(base, name, "mpirun.pid")
+            try:
+                age = now - os.stat(path).st_mtime
+                with open(path) as handle:
+                    pid = int(handle.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+            if age > float(run_age_s) + 2:
+                continue  # started by an earlier run: serving outlives its play on purpose
+            hosts = []
+            try:
+                with open(os.path.join(base, name, "hostfile")) as handle:
+                    hosts = [line.split()[0] for line in handle if line.strip() and not line.startswith("#")]
+            except OSError:
+                pass
+            found.append({"file": path, "kind": "serve:%s" % name, "module_pid": None, "pid": pid,
+                          "launch_id": None, "hosts": hosts, "ssh_args": []})
+    return found
+
+
+def stop_launches(pid_dir=None, known=(), grace_s=3.0, serve_dirs=(), run_age_s=None):
     """Stop every launch recorded in ``pid_dir`` (default ``$MTRT_LAUNCH_DIR``, else /tmp/mtrt-launch)
-    and in ``known``; returns ``{pid_dir, launches: [...]}``."""
+    and in ``known``, and every server of ``serve_dirs`` this run started (:func:`read_servers`);
+    returns ``{pid_dir, launches: [...]}``."""
     pid_dir = pid_dir or os.environ.get("MTRT_LAUNCH_DIR") or DEFAULT_DIR
-    return {"pid_dir": pid_dir, "launches": [stop_one(entry, grace_s) for entry in read_launches(pid_dir, known)]}
+    entries = read_launches(pid_dir, known) + read_servers(serve_dirs, run_age_s)
+    return {"pid_dir": pid_dir, "launches": [stop_one(entry, grace_s) for entry in entries]}
 
 
 def main(argv=None):
-    """``[json options]``: ``{"pid_dir": ..., "known": [...], "grace_s": ...}``; prints the result as JSON."""
+    """``[json options]``: ``{"pid_dir": ..., "known": [...], "grace_s": ..., "serve_dirs": [...],
+    "run_age_s": ...}``; prints the result as JSON."""
     argv = sys.argv[1:] if argv is None else argv
     options = json.loads(argv[0]) if argv else {}
-    result = stop_launches(options.get("pid_dir"), options.get("known") or (), float(options.get("grace_s", 3.0)))
+    result = stop_launches(options.get("pid_dir"), options.get("known") or (), float(options.get("grace_s", 3.0)),
+                           options.get("serve_dirs") or (), options.get("run_age_s"))
     print(json.dumps(result))
     return result
 

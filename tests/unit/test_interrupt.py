@@ -295,3 +295,95 @@ def test_a_timed_out_launch_stops_what_it_left_on_its_nodes():
     assert entry["host"] == "localhost" and entry["error"] is None, entry
     assert any(p["cmd"] == "sleep 611.25" for p in entry["stopped"]), entry
     assert not _pids(["sleep", "611.25"]) and not _pids(["sleep", "612.25"])
+
+
+
+def test_servers_this_run_started_are_stopped_and_older_ones_left_alone(tmp_path):
+    """Serving keeps its servers running after the play on purpose; an interrupted run stops only those
+    it started itself (their pid file younger than the run, by the host's own clock)."""
+    from ansible.module_utils import mtrt_launch_stop
+    from ansible.module_utils.mtrt_proc import start_detached
+
+    serve = tmp_path / "serve"
+    fresh = start_detached(["sleep", "613.25"], str(serve / "s0" / "server.log"), str(serve / "s0" / "mpirun.pid"))
+    (serve / "s0" / "hostfile").write_text("localhost slots=1\n")
+    old = start_detached(["sleep", "614.25"], str(serve / "s1" / "server.log"), str(serve / "s1" / "mpirun.pid"))
+    hour_ago = time.time() - 3600
+    os.utime(serve / "s1" / "mpirun.pid", (hour_ago, hour_ago))
+    try:
+        result = mtrt_launch_stop.stop_launches(str(tmp_path / "none"), serve_dirs=[str(serve)], run_age_s=60)
+        [stopped] = result["launches"]
+        assert (stopped["kind"], stopped["pid"], stopped["was_running"], stopped["left_running"]) == (
+            "serve:s0", fresh, True, [])
+        assert stopped["nodes"] == []  # no daemon on other nodes (its tree had no ssh client), nothing marked
+        assert not _pids(["sleep", "613.25"]) and _pids(["sleep", "614.25"]) == [old]
+        assert not (serve / "s0" / "mpirun.pid").exists() and (serve / "s1" / "mpirun.pid").exists()
+        assert mtrt_launch_stop.stop_launches(str(tmp_path / "none"), serve_dirs=[str(serve)])["launches"] == []
+    finally:
+        for pid in _pids(["sleep", "613.25"]) + _pids(["sleep", "614.25"]):
+            os.kill(pid, signal.SIGKILL)
+
+
+DELEGATED_PLAY = """\
+- name: Stage 95 - Triton serving
+  hosts: gpu0
+  gather_facts: false
+  tasks:
+    - name: Start a server on its node
+      fake_server:
+        serve_dir: %s
+        sleep: "615.25"
+      delegate_to: "{{ server_node }}"
+"""
+
+FAKE_SERVER_MODULE = '''\
+#!/usr/bin/python
+"""Start a detached "server" the way triton_serve_instance does, then wait (a stand-in for its readiness wait)."""
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.mtrt_proc import start_detached
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(serve_dir=dict(type="str"), sleep=dict(type="str")))
+    d = os.path.join(module.params["serve_dir"], "leader")
+    start_detached(["sleep", module.params["sleep"]], os.path.join(d, "server.log"), os.path.join(d, "mpirun.pid"))
+    with open(os.path.join(d, "hostfile"), "w") as handle:
+        handle.write("localhost slots=1\\n")
+    time.sleep(600)
+
+
+main()
+'''
+
+
+def test_sigint_during_a_delegated_serving_task_stops_the_server_it_started(tmp_path):
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "fake_server.py").write_text(FAKE_SERVER_MODULE)
+    serve = tmp_path / "serve"
+    (tmp_path / "play.yml").write_text(DELEGATED_PLAY % serve)
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    (tmp_path / "inventory.yml").write_text(json.dumps({"all": {"hosts": {
+        "gpu0": dict(local, server_node="gpu1"), "gpu1": dict(local, cluster_serve_run_dir=str(serve))}}}))
+    env = {k: v for k, v in os.environ.items() if k != "MTRT_LAUNCH_DIR"}
+    env.update(MTRT_REPORT_DIR=str(tmp_path / "reports"), MTRT_RUN_ID="interrupted-serve",
+               ANSIBLE_LIBRARY="%s:%s" % (tmp_path / "library", PLUGINS / "modules"))
+    playbook = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i",
+                                 str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml")],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert _wait(lambda: _pids(["sleep", "615.25"]), 60), "the server never started"
+        playbook.send_signal(signal.SIGINT)
+        output = playbook.communicate(timeout=30)[0]
+    finally:
+        playbook.kill()
+        for pid in _pids(["sleep", "615.25"]):
+            os.kill(pid, signal.SIGKILL)
+    assert playbook.returncode == 99, output
+    assert not _pids(["sleep", "615.25"]), output
+    report = json.loads((tmp_path / "reports" / "latest" / "report.json").read_text())
+    [cleanup] = report["interrupted"]["cleanup"]
+    assert cleanup["host"] == "gpu1" and cleanup["error"] is None, cleanup  # the delegate, not gpu0
+    assert [(launch["kind"], launch["was_running"]) for launch in cleanup["launches"]] == [("serve:leader", True)]
