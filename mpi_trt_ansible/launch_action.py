@@ -70,9 +70,13 @@ class LaunchAction(ActionBase):
                                 else (None, None, None))
         silent = diagnose.silent_by_node(result, nodes)
         # ssh from the launcher names a broken hop; a node docker already explains needs no check.
+        explained_by_docker = inspects is not None and any(
+            diagnose.docker_state(inspects.get(n))[0] != "running" for n in candidates)
+        # After a timeout every running node is checked, unless docker already names a node that is down
+        # (paused, exited...): that explains the hang, and the check would only spend the stage's time.
         to_probe = [n for n in candidates
                     if (inspects is None or diagnose.docker_state(inspects.get(n))[0] == "running")
-                    and (n in silent or timed_out)]
+                    and (n in silent or (timed_out and not explained_by_docker))]
         ssh = None
         if mode != "local" and to_probe:
             # within the stage's one deadline: the launch's bound and its slack, never less than the floor

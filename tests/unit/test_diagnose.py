@@ -93,7 +93,8 @@ def test_the_launch_action_adds_the_diagnosis_only_to_a_failed_launch(monkeypatc
     assert [r["host"] for r in failed["diagnosis"]] == ["node2"]
     assert failed["msg"].startswith("mpi_hello timed out. Nodes: rank(s) 2-3 on node2: node2 is not running: it "
                                     "exited with code 1 (re-run site.yml")
-    assert calls[-1] == "ssh_mesh_check"  # node1 runs: ssh from the launcher checked it
+    # node2 is down, which explains the timeout: node1 (running) is not ssh-checked on the stage's time
+    assert calls == ["mpi_hello", "mpi_hello"]
 
 
 
@@ -174,3 +175,12 @@ def test_a_timed_out_hang_skips_the_heal_and_bounds_the_ssh_check(monkeypatch):
     [(name, args)] = [c for c in calls if c[0] == "ssh_mesh_check"]
     # the check gets what is left of the stage's deadline (8 s + slack), never more than its own bound
     assert args["peers"] == ["node1", "node2"] and 3 <= args["timeout_s"] <= 10 and args["connect_timeout_s"] <= 5
+
+
+def test_a_timeout_docker_explains_needs_no_ssh_check_of_the_healthy_nodes(monkeypatch):
+    outcome = dict(RESULT, failed=True, ranks_silent=[], msg="mpi_collectives timed out.")
+    paused = {"State": {"Status": "paused", "Paused": True}}
+    result, calls = _action(monkeypatch, outcome, ({"node1": running(), "node2": paused}, {}, {}),
+                            task_args={"timeout_s": 15})
+    assert [r["host"] for r in result["diagnosis"]] == ["node2"] and result["heal_may_help"] is True
+    assert [c[0] for c in calls] == ["launch"]  # no ssh check: docker named the frozen node
