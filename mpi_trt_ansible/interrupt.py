@@ -13,7 +13,9 @@ the way the run reached it:
 
 On the host, ``module_utils/mtrt_launch_stop.py`` (shipped on stdin with ``mtrt_proc.py``,
 whose ``kill_tree`` does the stopping) reads the launch pid files and stops each launch's
-process tree by pid. In local mode the launches' own modules are interrupted with
+process tree by pid, then what it started on its other hosts; and the servers this run started
+there (``<cluster_serve_run_dir>/<server>/mpirun.pid`` younger than the run, by the host's own
+clock), which otherwise outlive the play on purpose. In local mode the launches' own modules are interrupted with
 ansible-playbook and remove their pid files as they go, so the callback reads the pid
 directory first (:func:`snapshot`, in its SIGINT handler) and passes what it found as
 ``known``. Each host is bounded by ``timeout_s``; hosts are cleaned in parallel.
@@ -59,6 +61,7 @@ class Target:
     extra_args: list = field(default_factory=list)
     pid_dir: str | None = None
     known: list = field(default_factory=list)  # snapshot() entries of a local pid dir, read earlier
+    serve_dirs: list = field(default_factory=list)  # cluster_serve_run_dir: servers this run started there
     error: str | None = None
 
     def describe(self):
@@ -76,9 +79,17 @@ def _plain_python(value, default):
 
 def target_for(host, hostvars, local_python=None):
     """The :class:`Target` of ``host`` from its (templated) variables: ``ansible_connection``,
-    ``ansible_host``, ``ansible_user``, ``ansible_port``, the ssh and docker connection variables
-    and ``ansible_python_interpreter``."""
+    ``ansible_host``, ``ansible_user``, ``ansible_port``, the ssh and docker connection variables,
+    ``ansible_python_interpreter`` and ``cluster_serve_run_dir`` (where servers keep their pid files)."""
     hv = hostvars or {}
+    target = _target_for(host, hv, local_python)
+    serve_dir = str(hv.get("cluster_serve_run_dir") or "").strip()
+    if serve_dir.startswith("/") and "{" not in serve_dir:
+        target.serve_dirs = [serve_dir]
+    return target
+
+
+def _target_for(host, hv, local_python=None):
     connection = str(hv.get("ansible_connection") or "ssh").rsplit(".", 1)[-1]
     python = _plain_python(hv.get("ansible_python_interpreter"), "python3")
     if connection == "local":
@@ -147,7 +158,7 @@ def snapshot(pid_dir):
         path = os.path.join(pid_dir, name)
         try:
             with open(path) as handle:
-                found.append({"file": path, "text": handle.read(64)})
+                found.append({"file": path, "text": handle.read(8192)})
         except OSError:
             continue
     return found
@@ -175,16 +186,18 @@ def _stop_one(target, program, options, timeout_s):
     return entry
 
 
-def stop_launches(targets, module_utils_dir, timeout_s=TIMEOUT_S, grace_s=3.0):
+def stop_launches(targets, module_utils_dir, timeout_s=TIMEOUT_S, grace_s=3.0, run_age_s=None):
     """Stop the launches on every target, in parallel, with the stopper read from ``module_utils_dir``
     (see :func:`payload`); one entry per target, in order:
     ``{host, via, pid_dir, launches: [{kind, pid, module_pid, was_running, stopped, left_running,
-    skipped}], error}``."""
+    skipped, nodes}], error}``. ``run_age_s`` (the run's age): servers started within it in a target's
+    ``serve_dirs`` are this run's, and are stopped too (kind ``serve:<server>``)."""
     program = payload(module_utils_dir)
     results = [None] * len(targets)
 
     def work(i, target):
-        options = {"grace_s": grace_s, "known": list(target.known)}
+        options = {"grace_s": grace_s, "known": list(target.known), "serve_dirs": list(target.serve_dirs),
+                   "run_age_s": run_age_s}
         if target.pid_dir:
             options["pid_dir"] = target.pid_dir
         results[i] = _stop_one(target, program, options, timeout_s)

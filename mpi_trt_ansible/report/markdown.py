@@ -14,7 +14,7 @@ import json
 from .builder import COUNT_KEYS, HOST_STAT_KEYS, iter_results, seconds_between
 from .kinds import RENDERERS
 from .kinds.cluster import cluster_sentence
-from .kinds.launch import diagnosis_table, explained_table, render_launch
+from .kinds.launch import diagnosis_table, explained_table, nodes_cell, render_launch
 from .mdtext import cell, code, table
 
 MESSAGE_CELL = 500
@@ -74,8 +74,11 @@ def _stop_outcome(launch):
         return "left alone: %s" % launch["skipped"]
     if not launch.get("was_running"):
         return "had already ended"
-    return "stopped (%d process%s)" % (len(launch.get("stopped") or []) or 1,
-                                        "" if len(launch.get("stopped") or []) <= 1 else "es")
+    text = "stopped (%d process%s)" % (len(launch.get("stopped") or []) or 1,
+                                       "" if len(launch.get("stopped") or []) <= 1 else "es")
+    if launch.get("nodes"):
+        text += "; on its nodes: %s" % nodes_cell(launch["nodes"])
+    return text
 
 
 def _failures(report):

@@ -18,9 +18,10 @@ description:
     apart (C(rescued)); per-host stats. Repeats of a play that only skipped (the preflight
     play every stage playbook imports) are left out.
   - When ansible-playbook is interrupted (SIGINT, Ctrl-C), it stops the mpirun launches still
-    running on the hosts that had a task in flight, by the pids in their pid files (never by
-    name), and writes the report with run status C(interrupted), what was running and what
-    it stopped. A run that ends without its recap for another reason gets status C(error).
+    running on the hosts that had a task in flight (a delegated task's delegate), by the pids in
+    their pid files (never by name), what they started on their other nodes, and the servers this
+    run started there (their pid files under C(cluster_serve_run_dir)), and writes the report with
+    run status C(interrupted), what was running and what it stopped. A run that ends without its recap for another reason gets status C(error).
   - Results censored by C(no_log) are left out and private-key blocks are redacted everywhere.
   - Prints a few summary lines at the end of the console output (only the last line when
     stage 99 printed the summary already).
@@ -68,7 +69,7 @@ _CONNECTION_VARS = (
     "ansible_connection", "ansible_host", "ansible_user", "ansible_port", "ansible_python_interpreter",
     "ansible_ssh_private_key_file", "ansible_private_key_file", "ansible_ssh_common_args",
     "ansible_ssh_extra_args", "ansible_ssh_user", "ansible_ssh_port", "ansible_docker_host",
-    "ansible_docker_user", "ansible_docker_extra_args",
+    "ansible_docker_user", "ansible_docker_extra_args", "cluster_serve_run_dir",
 )
 
 
@@ -111,6 +112,8 @@ class CallbackModule(CallbackBase):
         self._previous_sigint = None
         self._launch_dir = None
         self._armed = False
+        self._armed_at = time.monotonic()
+        self._started_tasks = {}  # (host, task uuid) -> the task, while it runs (its delegate_to)
 
     # -- the run's own launch directory (local mode) and the interrupt hook
     def _arm(self):
@@ -119,6 +122,7 @@ class CallbackModule(CallbackBase):
         if self._armed:  # one ansible-playbook run may start several playbooks
             return
         self._armed = True
+        self._armed_at = time.monotonic()
         if not os.environ.get("MTRT_LAUNCH_DIR"):
             # Local-mode launches inherit the controller's environment; other runs on this
             # machine keep theirs apart, so an interrupt stops this run's launches only.
@@ -188,9 +192,34 @@ class CallbackModule(CallbackBase):
                     pass
         return out
 
+    def _where(self, in_flight):
+        """The hosts the in-flight tasks run on: a delegated task's (e.g. a server started on its
+        node by a play of localhost) is its delegate's, templated as the task saw it."""
+        names = []
+        for entry in in_flight:
+            name = entry["host"]
+            for (host_name, _uuid), task in list(self._started_tasks.items()):
+                if host_name != name or not getattr(task, "delegate_to", None):
+                    continue
+                try:
+                    from ansible.template import Templar
+
+                    play = self._play
+                    variables = play.get_variable_manager().get_vars(play=play, host=self._hosts[name], task=task)
+                    delegate = Templar(loader=play._loader, variables=variables).template(task.delegate_to)
+                    if delegate and delegate not in self._hosts:
+                        found = play.get_variable_manager()._inventory.get_host(str(delegate))
+                        if found is not None:
+                            self._hosts[str(delegate)] = found
+                    name = str(delegate or name)
+                except Exception:  # noqa: BLE001 - clean the task's own host then
+                    pass
+            names.append(name)
+        return list(dict.fromkeys(names))
+
     def _targets(self, in_flight):
         targets, seen = [], set()
-        for name in dict.fromkeys(entry["host"] for entry in in_flight):
+        for name in self._where(in_flight):
             host = self._hosts.get(name)
             try:
                 target = interrupt.target_for(name, self._host_vars(host) if host and self._play else {})
@@ -221,7 +250,7 @@ class CallbackModule(CallbackBase):
             try:
                 self.builder.record_cleanup(interrupt.stop_launches(
                     targets, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                          "module_utils")))
+                                          "module_utils"), run_age_s=round(time.monotonic() - self._armed_at, 1)))
             except KeyboardInterrupt:
                 self.builder.record_cleanup([{"host": t.host, "via": t.describe(), "launches": [],
                                               "error": "skipped: interrupted again"} for t in targets])
@@ -274,10 +303,12 @@ class CallbackModule(CallbackBase):
         name = host.get_name()
         self._hosts[name] = host
         self._host_start[(name, str(task._uuid))] = time.monotonic()
+        self._started_tasks[(name, str(task._uuid))] = task
         self._feed("runner_on_start", host=name, task_uuid=str(task._uuid))
 
     def _result(self, event, result, **extra):
         host = result.host.get_name()
+        self._started_tasks.pop((host, str(result.task._uuid)), None)
         started = self._host_start.pop((host, str(result.task._uuid)), None)
         duration = round(time.monotonic() - started, 3) if started is not None else None
         self._feed(event, host=host, res=result.result, duration=duration,

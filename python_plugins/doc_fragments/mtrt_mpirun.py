@@ -53,12 +53,18 @@ notes:
     every result carries the launch keys C(mtrt_kind), C(command) (the mpirun argv), C(rc) (null when it timed
     out or did not run), C(timed_out), C(duration_s), C(np), C(expected_placement) (rank to host under Open MPI's
     by-slot mapping), C(ranks_seen) and C(ranks_silent) (ranks that printed something, or nothing),
+    C(ranks_signalled) (ranks mpirun saw die on a signal, each C(rank), C(host), C(signal)),
     C(rank_tails) (each rank's last lines), C(left_running) (pids that survived the kill; normally empty),
+    C(stopped_on_nodes) (after a timeout, per host of the placement what the launch had left there and was
+    stopped - C(host), C(stopped) as C(pid) and C(cmd), C(left_running), C(error) when the host did not answer),
     C(explained) (known raw errors with C(raw), C(cause) and C(fix)), C(problems), C(stdout_tail) and
     C(stderr_tail).
-  - At O(timeout_s) the whole process tree of the launch is killed (its process group, its session and every
-    descendant, the ssh clients of remote daemons included), and the failure message says which ranks had
-    printed and which never did, on which host.
+  - At O(timeout_s) the whole process tree of the launch is killed (its process group, its session, every
+    descendant and whatever still holds its output, the ssh clients of remote daemons included); then, on every
+    host of the placement, over the cluster's ssh (each host bounded by a few seconds), what the launch started
+    there (Open MPI's daemon by the job id on its command line, the ranks by the C(MTRT_LAUNCH_ID) every rank's
+    environment carries) is stopped too. The failure message says which ranks had printed and which never did,
+    on which host, and what was stopped where.
   - Supports check mode, in which it reports the command it would run, starts nothing, and returns
     C(rc=null) with C(failed=false).
 """

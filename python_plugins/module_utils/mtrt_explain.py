@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import re
 
+# mpirun's line for a rank that died on a signal (Open MPI 4 and 5): the rank, its node and the signal.
+RANK_SIGNAL = r"process rank (?P<rank>\d+) with PID \d+ on node (?P<host>\S+) exited on signal (?P<sig>\d+)"
+
 KNOWN_ERRORS = (
 
     {"id": "duplicate_gpu",
@@ -62,9 +65,10 @@ KNOWN_ERRORS = (
               "gpu_check_nccl_max_bytes per rank)",
      "fix": "free the GPU (nvidia-smi shows who holds it) or lower gpu_check_nccl_max_bytes"},
     {"id": "missing_module",
-     "pattern": r"ModuleNotFoundError: No module named '(?P<mod>mpi4py|torch|tensorrt_llm|numpy)'",
-     "cause": "the interpreter the ranks run has no {mod} module",
-     "fix": "install {mod} for that interpreter on every node, or point cluster_mpi_python at one that has it"},
+     "pattern": r"ModuleNotFoundError: No module named '(?P<mod>[^']+)'",
+     "cause": "the Python interpreter the ranks run (cluster_mpi_python) cannot import {mod}",
+     "fix": "install {mod} for that interpreter on every node (the same version everywhere), or point "
+            "cluster_mpi_python at an interpreter that has it"},
     {"id": "ssh_refused",
      "pattern": r"ssh: connect to host (?P<host>\S+) port (?P<port>\d+): Connection refused",
      "cause": "nothing listens for ssh on {host} port {port} (sshd down, or the node stopped)",
@@ -86,10 +90,26 @@ KNOWN_ERRORS = (
      "pattern": r"Permission denied \(publickey",
      "cause": "the cluster key is not accepted by a node (authorized_keys or the account differs)",
      "fix": "re-run site.yml (the ssh stages reinstall authorized_keys); check cluster_ssh_user"},
+    # Open MPI 4 prints "ORTE was unable...", Open MPI 5 (PRRTE, help-errmgr-base.txt [failed-daemon-launch])
+    # the same sentence after its tool's name ("PRTE", "prte", "prterun").
     {"id": "daemons_failed",
-     "pattern": r"ORTE was unable to reliably start one or more daemons",
-     "cause": "mpirun could not start its daemon on some node over ssh",
-     "fix": "the ssh check names the hop that failed; fix that node's ssh (or re-run site.yml)"},
+     "pattern": r"(?:ORTE|PRTE|prte|prterun|mpirun) was unable to reliably start one or more daemons",
+     "cause": "mpirun could not start its daemon (orted/prted) on some node over ssh: ssh refused or failed "
+              "there, the node is down, or Open MPI is not at the same path on it",
+     "fix": "the node table names the node and its state, and the ssh check the hop that failed; fix that "
+            "node's ssh (or re-run site.yml, which restarts stopped nodes and reinstalls the SSH files)"},
+    # PRRTE's and ORTE's [node-died] help: the line after it names the node ("Remote daemon: ... on node X").
+    {"id": "daemon_lost_node",
+     "pattern": r"Remote daemon\s*:\s*\S+ on node (?P<host>\S+)",
+     "cause": "mpirun lost its daemon on {host}: the node stopped, froze (paused), was cut from the network "
+              "or ran out of memory",
+     "fix": "the node table says {host}'s state; start or unpause it (re-run site.yml) and launch again"},
+    {"id": "daemon_lost",
+     "pattern": r"(?:ORTE|PRTE) has lost communication with a remote daemon",
+     "cause": "mpirun lost its daemon on a node mid-run: the node stopped, froze, was cut from the network "
+              "or ran out of memory",
+     "fix": "the node table (and the 'Remote daemon' line below the message) names the node and its state; "
+            "start or unpause it (re-run site.yml) and launch again"},
     {"id": "not_enough_slots",
      "pattern": r"There are not enough slots available in the system to satisfy the (?P<n>\d+)",
      "cause": "{n} ranks were requested but the hostfile has fewer slots",
@@ -108,7 +128,7 @@ KNOWN_ERRORS = (
      "cause": "rank {rank} on {host} was killed with SIGKILL (often the kernel's OOM killer)",
      "fix": "the report's node table says whether {host} was OOM-killed; give it more memory or load less"},
     {"id": "rank_signal",
-     "pattern": r"process rank (?P<rank>\d+) with PID \d+ on node (?P<host>\S+) exited on signal (?P<sig>\d+)",
+     "pattern": RANK_SIGNAL,
      "cause": "rank {rank} on {host} died on signal {sig}",
      "fix": "the rank's last lines (rank_tails) say what it was doing"},
     {"id": "cannot_exec",
@@ -119,6 +139,28 @@ KNOWN_ERRORS = (
      "pattern": r"Engine world size \((?P<engine>\d+)[^)]*\) != Runtime world size \((?P<runtime>\d+)\)",
      "cause": "the engine was built for {engine} ranks but {runtime} were launched",
      "fix": "launch tp_size x pp_size ranks (node_slots) or rebuild the engine for this layout"},
+    # TensorRT-LLM's WorldConfig::mpi (cpp/tensorrt_llm/runtime/worldConfig.cpp): TLLM_CHECK(mpiSize == tp * pp)
+    # in older versions, "MPI size %d != TP size %d * PP size %d" in newer ones.
+    {"id": "mpi_world_size",
+     "pattern": r"MPI size (?P<mpi>\d+) != TP size (?P<tp>\d+) \* PP size (?P<pp>\d+)",
+     "cause": "{mpi} MPI rank(s) were launched but the engine needs tp {tp} x pp {pp}; when every rank saw a "
+              "world of 1, mpirun and mpi4py use different MPI libraries",
+     "fix": "launch exactly tp_size x pp_size ranks (np, node_slots) or rebuild the engine for this layout; "
+            "the preflight's world contract and the hello's ranks per host show both numbers"},
+    {"id": "mpi_world_assert",
+     "pattern": r"Assertion failed: mpiSize == tp \* pp\b",
+     "cause": "the number of MPI ranks differs from the engine's tensor x pipeline parallelism (tp x pp); "
+              "when every rank saw a world of 1, mpirun and mpi4py use different MPI libraries",
+     "fix": "launch exactly tp_size x pp_size ranks (np, node_slots) or rebuild the engine for this layout; "
+            "the preflight's world contract and the hello's ranks per host show both numbers"},
+    {"id": "gpus_per_node",
+     "pattern": r"Number of GPUs per node (?P<gpn>\d+) must be at least as large as TP \((?P<tp>\d+)\) "
+                r"\* PP \((?P<pp>\d+)\)",
+     "cause": "TensorRT-LLM was told {gpn} GPU(s) per node (gpus_per_node) but asked for tp {tp} x pp {pp} "
+              "ranks on one node's devices",
+     "fix": "set cluster_trtllm_gpus_per_node to the GPUs each node really has (the engine's gpus_per_node "
+            "at build time, or the run-time option where the version takes it); the rank -> GPU check names "
+            "each rank's device"},
     {"id": "engine_version",
      "pattern": r"Serialization assertion",
      "cause": "the engine was built by another TensorRT version than the one running it",
@@ -224,3 +266,14 @@ def format_explained(explained, limit=2):
     """'Cause: ...; fix: ... (raw: '...')' for the first ``limit`` explained lines."""
     return " ".join("Cause: %s; fix: %s (raw: %r)." % (e["cause"], e["fix"], e["raw"])
                     for e in explained[:limit])
+
+
+def signalled_ranks(text):
+    """``[{rank, host, signal}]`` of every rank mpirun saw die on a signal in ``text`` (first mention each)."""
+    found, seen = [], set()
+    for match in re.finditer(RANK_SIGNAL, text or ""):
+        rank = int(match.group("rank"))
+        if rank not in seen:
+            seen.add(rank)
+            found.append({"rank": rank, "host": match.group("host"), "signal": int(match.group("sig"))})
+    return found

@@ -12,8 +12,12 @@ owns, so that no module re-implements it:
   ``-np``, ``--mca`` pairs, ``-x`` for every exported variable, ``--tag-output`` so each line
   says which rank printed it;
 * the bounded run (``mtrt_proc.run_bounded``: the whole process tree is killed at the deadline),
-  a pid file per launch while it runs (so an interrupted play can stop it by pid), and the
-  split of the tagged output into plain stdout/stderr plus each rank's last lines;
+  then, after a timeout, what the launch started on every node of its placement (Open MPI's
+  daemon and the ranks under it), found by the launch's own markers and stopped over the
+  cluster's ssh (``mtrt_launch_stop.stop_on_nodes``; ``stopped_on_nodes`` says what was stopped
+  where); a pid file per launch while it runs (its pid, id and hosts: an interrupted play stops
+  it, and what it started on its nodes, the same way), and the split of the tagged output into
+  plain stdout/stderr plus each rank's last lines;
 * the result keys every launch returns and its failure messages, with the known raw errors
   explained (``mtrt_explain``) and the ranks that never printed named with their host.
 
@@ -23,12 +27,16 @@ output into result keys and problems; :func:`run_module` does the rest.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import socket
+import uuid
 
-from ansible.module_utils.mtrt_explain import explain, format_explained
+from ansible.module_utils.mtrt_explain import explain, format_explained, signalled_ranks
+from ansible.module_utils.mtrt_launch_stop import (LAUNCH_ID_ENV, daemon_tokens, describe_nodes, ssh_args_of,
+                                                   stop_on_nodes)
 from ansible.module_utils.mtrt_proc import run_bounded, tail
 from ansible.module_utils.mtrt_rules import HostfileError, by_slot_placement, parse_hostfile, ranks_on_hosts
 
@@ -113,6 +121,9 @@ class Launch:
         me = socket.gethostname()
         self.placement = {r: (me if h in _LOCAL_NAMES else h) for r, h in placement.items()}
         self.env = dict(env if env is not None else params.get("env") or {})
+        # Every rank carries the launch's own id: what marks its processes on any node (never a name).
+        self.launch_id = "%d-%s" % (os.getpid(), uuid.uuid4().hex[:12])
+        self.env[LAUNCH_ID_ENV] = self.launch_id
         self.mpirun = _absolute(params.get("mpirun") or "mpirun")
         command = [str(c) for c in command]
         if command:
@@ -139,8 +150,9 @@ class Launch:
         argv += ["-np", str(int(self.np))]
         for key in sorted(p.get("mca") or {}):
             argv += ["--mca", str(key), str(p["mca"][key])]
-        for name in sorted(self.env):
+        for name in sorted(n for n in self.env if n != LAUNCH_ID_ENV):
             argv += ["-x", str(name)]
+        argv += ["-x", LAUNCH_ID_ENV]
         argv += [str(a) for a in p.get("extra_args") or []]
         return argv + self.command
 
@@ -183,12 +195,17 @@ def base_result(kind, launch=None, argv=None):
         mtrt_kind=kind, changed=False, command=launch.argv if launch else (argv or []), rc=None,
         timed_out=False, duration_s=0.0, np=launch.np if launch else 0,
         expected_placement={str(r): h for r, h in (launch.placement if launch else {}).items()},
-        ranks_seen=[], ranks_silent=[], rank_tails={}, left_running=[], explained=[],
+        ranks_seen=[], ranks_silent=[], ranks_signalled=[], rank_tails={}, left_running=[], stopped_on_nodes=[],
+        explained=[],
         problems=[], stdout_tail="", stderr_tail="")
 
 
 def execute(launch, timeout_s, pid_dir=PID_DIR, name="launch"):
-    """Run ``launch`` bounded; return the run dict with stdout/stderr untagged and per-rank lines."""
+    """Run ``launch`` bounded; return the run dict with stdout/stderr untagged and per-rank lines.
+
+    After a timeout, what the launch started on the nodes of its placement is stopped there too
+    (``stopped_on_nodes`` in the run dict: ``[{host, stopped, left_running, error, seconds}]``).
+    """
     pid_path = None
     if pid_dir:
         try:
@@ -196,14 +213,26 @@ def execute(launch, timeout_s, pid_dir=PID_DIR, name="launch"):
             pid_path = os.path.join(pid_dir, "%s-%d.pid" % (name, os.getpid()))
         except OSError:
             pid_path = None
+    launch_id = getattr(launch, "launch_id", None)
+    hosts = sorted(set((getattr(launch, "placement", None) or {}).values()))
+    ssh_args = ssh_args_of((getattr(launch, "params", None) or {}).get("mca"))
+    tokens = []
 
     def remember(pid):
         if pid_path:
+            about = {"launch_id": launch_id, "hosts": hosts, "ssh_args": ssh_args}
             with open(pid_path, "w") as handle:
-                handle.write("%d\n" % pid)
+                handle.write("%d\n%s\n" % (pid, json.dumps(about)))
+
+    def note_daemons(pids):
+        tokens.extend(daemon_tokens(pids))
 
     try:
-        run = run_bounded(launch.argv, timeout_s, env=launch.env or None, on_start=remember)
+        run = run_bounded(launch.argv, timeout_s, env=launch.env or None, on_start=remember,
+                          on_timeout=note_daemons)
+        run["stopped_on_nodes"] = []
+        if run["timed_out"] and hosts and (launch_id or tokens):
+            run["stopped_on_nodes"] = stop_on_nodes(hosts, launch_id, tokens, ssh_args=ssh_args)
     finally:
         if pid_path:
             try:
@@ -222,11 +251,12 @@ def record(result, launch, run):
     seen = sorted(r for r in run["per_rank"] if r in launch.placement)
     result.update(
         rc=run["rc"], timed_out=run["timed_out"], duration_s=run["duration_s"],
-        left_running=run["left_running"], ranks_seen=seen,
+        left_running=run["left_running"], stopped_on_nodes=run.get("stopped_on_nodes") or [], ranks_seen=seen,
         ranks_silent=sorted(set(launch.placement) - set(seen)),
         rank_tails={str(r): lines[-RANK_TAIL_LINES:] for r, lines in sorted(run["per_rank"].items())},
         stdout_tail=tail(run["stdout"]), stderr_tail=tail(run["stderr"]),
-        explained=explain(run["stdout"] + "\n" + run["stderr"]))
+        explained=explain(run["stdout"] + "\n" + run["stderr"]),
+        ranks_signalled=signalled_ranks(run["stdout"] + "\n" + run["stderr"]))
 
 
 def failure_message(kind, launch, result, problems, bound_name="timeout_s", advice=None):
@@ -241,6 +271,8 @@ def failure_message(kind, launch, result, problems, bound_name="timeout_s", advi
                         advice or "raise %s if the work needs longer" % bound_name, where))
         if result["left_running"]:
             parts.append("pids %s could not be killed" % ", ".join(map(str, result["left_running"])))
+        if result.get("stopped_on_nodes"):
+            parts.append("on its nodes afterwards: %s" % describe_nodes(result["stopped_on_nodes"]))
         parts += list(problems or [])
     else:
         parts += list(problems or [])

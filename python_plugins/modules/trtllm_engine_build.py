@@ -149,6 +149,11 @@ removed_stale:
   returned: always
   type: list
   elements: str
+explained:
+  description: Known raw errors in a failed step's output (module_utils/mtrt_explain.py), each C(raw), C(cause) and C(fix); the failure message starts its explanation with the first of them.
+  returned: always
+  type: list
+  elements: dict
 """
 
 import glob
@@ -158,6 +163,7 @@ import shutil
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.mtrt_explain import explain, format_explained
 from ansible.module_utils.mtrt_proc import run_bounded, tail
 from ansible.module_utils.trtllm_command import (HASH_FILE, TrtllmConfigError, build_plan,
                                                  engine_dir_name, engine_hash_inputs,
@@ -215,7 +221,7 @@ def main():
     result = dict(mtrt_kind="trtllm_engine_build", changed=False, engine_dir=None, engine_name=None,
                   request=None, inputs=None, inputs_hash=None, flow=None, cache_hit=False, built=False,
                   would_build=False, commands=[], duration_s=0.0, engine=None,
-                  gpus_per_node_fix=None, removed_stale=[])
+                  gpus_per_node_fix=None, removed_stale=[], explained=[])
     try:
         req = validate_request(dict(p["request"]))
         fix = gpus_per_node_fix(req["version"], req["gpus_per_node"])
@@ -280,13 +286,16 @@ def main():
             fail("%s could not start: %s (argv[0]=%s)" % (step["name"], exc, step["argv"][0]))
         record.update(rc=run["rc"], duration_s=run["duration_s"], timed_out=run["timed_out"],
                       stdout_tail=tail(run["stdout"]), stderr_tail=tail(run["stderr"]))
+        if run["timed_out"] or run["rc"] != 0:
+            result["explained"] = explain(run["stdout"] + "\n" + run["stderr"])
+            known = (" " + format_explained(result["explained"])) if result["explained"] else ""
         if run["timed_out"]:
             fail("%s timed out after timeout_s=%d s (killed); raise cluster_trtllm_build_timeout_s or "
-                 "check the build node. Last output: %s" % (step["name"], p["timeout_s"],
-                                                            tail(run["stderr"] or run["stdout"], 5)))
+                 "check the build node.%s Last output: %s" % (step["name"], p["timeout_s"], known,
+                                                              tail(run["stderr"] or run["stdout"], 5)))
         if run["rc"] != 0:
-            fail("%s failed with rc=%s: %s" % (step["name"], run["rc"],
-                                               tail(run["stderr"] or run["stdout"], 15)))
+            fail("%s failed with rc=%s.%s Output tail: %s" % (step["name"], run["rc"], known,
+                                                              tail(run["stderr"] or run["stdout"], 15)))
         if step["checkpoint_mapping"]:
             try:
                 set_checkpoint_mapping(ckpt_dir, step["checkpoint_mapping"])

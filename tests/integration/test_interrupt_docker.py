@@ -153,6 +153,10 @@ def test_sigint_during_a_hung_hello_stops_every_rank_and_reports_interrupted(clu
     assert (cleanup["host"], cleanup["via"], cleanup["error"]) == (LAUNCHER, "docker exec %s" % LAUNCHER, None)
     assert [(launch["kind"], launch["was_running"], launch["left_running"]) for launch in cleanup["launches"]] == [
         ("mpi_hello", True, [])]
+    # what the launch started on its nodes was looked for there too (by its markers) and nothing is left
+    [launch] = cleanup["launches"]
+    assert [(n["host"], n["error"], n["left_running"]) for n in launch["nodes"]] == [
+        (NODES[0], None, []), (NODES[1], None, [])], launch["nodes"]
     hello = next(s for s in report["stages"] if s["key"] == "mpi_hello")
     assert hello["status"] == "interrupted"
     md = (reports / "latest" / "report.md").read_text()

@@ -75,7 +75,8 @@ def test_the_launch_action_adds_the_diagnosis_only_to_a_failed_launch(monkeypatc
 
     monkeypatch.setattr(launch_action.LaunchAction, "_execute_module", execute)
     monkeypatch.setattr(launch_action.LaunchAction, "_docker_states", staticmethod(
-        lambda nodes: ({"node1": running(), "node2": {"State": {"Status": "exited", "ExitCode": 1}}}, {})))
+        lambda nodes, since=None: (dict(states), {}, {})))
+    states = {"node1": running(), "node2": {"State": {"Status": "exited", "ExitCode": 1}}}
     # cluster_ssh_port as the play renders its default (2233 in docker_per_host): the ssh check uses it.
     task_vars = {"cluster_nodes": NODES, "cluster_mode": "docker",
                  "cluster_ssh_port": trust_as_template("{{ 2233 if cluster_mode == 'docker_per_host' else 22 }}")}
@@ -95,8 +96,101 @@ def test_the_launch_action_adds_the_diagnosis_only_to_a_failed_launch(monkeypatc
     assert [r["host"] for r in failed["diagnosis"]] == ["node2"]
     assert failed["msg"].startswith("mpi_hello timed out. Nodes: rank(s) 2-3 on node2: node2 is not running: it "
                                     "exited with code 1 (re-run site.yml")
-    assert calls[-1] == "ssh_mesh_check"  # node1 runs: ssh from the launcher checked it
-    assert ports == [22]
+    # node2 is down, which explains the timeout: node1 (running) is not ssh-checked on the stage's time
+    assert calls == ["mpi_hello", "mpi_hello"]
+    # Both nodes run: the ssh check names the hop, on the port the mode's default gives.
+    states["node2"] = running()
+    run(dict(RESULT, failed=True, msg="mpi_hello timed out."))
+    assert calls[-1] == "ssh_mesh_check" and ports == [22]
     task_vars["cluster_mode"] = "docker_per_host"
     run(dict(RESULT, failed=True, msg="mpi_hello timed out."))
     assert ports == [22, 2233]  # the mode's default, no fallback of the plugin's own
+
+
+
+def test_a_rank_that_printed_and_was_oom_killed_is_traced_to_its_node():
+    """Every rank printed, then mpirun saw rank 3 die on signal 9: docker's oom event names the node."""
+    result = dict(RESULT, timed_out=False, ranks_silent=[], rc=137,
+                  ranks_signalled=[{"rank": 3, "host": "node2", "signal": 9}],
+                  rank_tails={"3": ["MTRT-UP rank 3", "allocating 512 MiB"]})
+    cands = diagnose.candidates(result, NODES)
+    assert cands == {"node2": [3]}
+    limited = dict(running(), HostConfig={"Memory": 268435456})
+    table = diagnose.rows(result, NODES, cands, {"node2": limited}, {}, None, {"node2": 1})
+    assert [(r["host"], r["ranks"], r["state"], r["oom_killed"]) for r in table] == [("node2", [3], "running", True)]
+    assert table[0]["words"] == "runs, but a process in it was OOM-killed by the kernel (memory limit 256 MiB)"
+    assert table[0]["log_tail"] == ["MTRT-UP rank 3", "allocating 512 MiB"]
+    assert "give node2 more memory" in diagnose.sentences(table)[0]
+    # without an oom event the killed rank's node is still named (its state: runs)
+    plain = diagnose.rows(result, NODES, cands, {"node2": running()}, {}, None, {})
+    assert [(r["host"], r["ranks"], r["oom_killed"]) for r in plain] == [("node2", [3], False)]
+
+
+def test_a_hang_with_every_node_fine_is_not_healed():
+    answers = {"node1": {"ok": True, "hops": ["node1"]}, "node2": {"ok": True, "hops": ["node2"]}}
+    table = diagnose.rows(RESULT, NODES, {"node1": [0, 1], "node2": [2, 3]},
+                          {"node1": running(), "node2": running()}, {}, answers)
+    assert diagnose.hang_only(RESULT, table, answers)
+    refused = dict(answers, node2={"ok": False, "hops": ["node2"], "cause": "refused", "fix": "x"})
+    table = diagnose.rows(RESULT, NODES, {"node1": [0, 1], "node2": [2, 3]},
+                          {"node1": running(), "node2": running()}, {}, refused)
+    assert not diagnose.hang_only(RESULT, table, refused)
+    paused = {"node1": running(), "node2": {"State": {"Status": "paused", "Paused": True}}}
+    table = diagnose.rows(RESULT, NODES, {"node1": [0, 1], "node2": [2, 3]}, paused, {}, {"node1": answers["node1"]})
+    assert not diagnose.hang_only(RESULT, table, {"node1": answers["node1"]})
+    assert not diagnose.hang_only(dict(RESULT, timed_out=False), [], answers)
+
+
+def _action(monkeypatch, outcome, states, task_args=None):
+    from types import SimpleNamespace
+
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    from mpi_trt_ansible import launch_action
+
+    calls = []
+
+    def execute(self, module_name=None, module_args=None, task_vars=None):
+        calls.append((module_name or "launch", module_args))
+        if module_name == "ssh_mesh_check":
+            return {"direct": [{"ok": True, "hops": [p]} for p in module_args["peers"]]}
+        return dict(outcome)
+
+    monkeypatch.setattr(launch_action.LaunchAction, "_execute_module", execute)
+    monkeypatch.setattr(launch_action.LaunchAction, "_docker_states", staticmethod(lambda nodes, since=None: states))
+    task_vars = {"cluster_nodes": NODES, "cluster_mode": "docker", "cluster_ssh_port": 22}
+    task = SimpleNamespace(args=dict(task_args or {}), async_val=0, check_mode=False, diff=False, action="x")
+    connection = SimpleNamespace(transport="community.docker.docker", _shell=SimpleNamespace(tmpdir="/x"))
+    action = launch_action.LaunchAction(task, connection, play_context=None, loader=DataLoader(),
+                                        templar=Templar(loader=DataLoader(), variables=task_vars),
+                                        shared_loader_obj=None)
+    return action.run(task_vars=task_vars), calls
+
+
+def test_the_launch_action_diagnoses_a_killed_rank_even_when_every_rank_printed(monkeypatch):
+    outcome = dict(RESULT, failed=True, timed_out=False, ranks_silent=[], rc=137, msg="mpi_hello failed.",
+                   ranks_signalled=[{"rank": 3, "host": "node2", "signal": 9}])
+    result, calls = _action(monkeypatch, outcome, ({"node2": running()}, {"node2": ["x"]}, {"node2": 2}))
+    assert [(r["host"], r["state"], r["oom_killed"]) for r in result["diagnosis"]] == [("node2", "running", True)]
+    assert "node2 runs, but a process in it was OOM-killed by the kernel" in result["msg"]
+    assert [c[0] for c in calls] == ["launch"] and "heal_may_help" not in result
+
+
+def test_a_timed_out_hang_skips_the_heal_and_bounds_the_ssh_check(monkeypatch):
+    outcome = dict(RESULT, failed=True, ranks_silent=[1], msg="mpi_hello timed out.")
+    result, calls = _action(monkeypatch, outcome, ({"node1": running(), "node2": running()}, {}, {}),
+                            task_args={"timeout_s": 8})
+    assert result["heal_may_help"] is False
+    assert result["msg"].endswith("the SSH mesh check and a second launch cannot help and are skipped.")
+    [(name, args)] = [c for c in calls if c[0] == "ssh_mesh_check"]
+    # the check gets what is left of the stage's deadline (8 s + slack), never more than its own bound
+    assert args["peers"] == ["node1", "node2"] and 3 <= args["timeout_s"] <= 10 and args["connect_timeout_s"] <= 5
+
+
+def test_a_timeout_docker_explains_needs_no_ssh_check_of_the_healthy_nodes(monkeypatch):
+    outcome = dict(RESULT, failed=True, ranks_silent=[], msg="mpi_collectives timed out.")
+    paused = {"State": {"Status": "paused", "Paused": True}}
+    result, calls = _action(monkeypatch, outcome, ({"node1": running(), "node2": paused}, {}, {}),
+                            task_args={"timeout_s": 15})
+    assert [r["host"] for r in result["diagnosis"]] == ["node2"] and result["heal_may_help"] is True
+    assert [c[0] for c in calls] == ["launch"]  # no ssh check: docker named the frozen node

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 
 import pytest
 
@@ -75,7 +76,7 @@ def launch(tmp_path):
 
 def test_running_launch_is_stopped_by_its_pid_file(launch):
     module, pid_dir, sleeps = launch
-    mpirun_pid = int((pid_dir / ("mpi_hello-%d.pid" % module.pid)).read_text())
+    mpirun_pid = int((pid_dir / ("mpi_hello-%d.pid" % module.pid)).read_text().splitlines()[0])
     [entry] = interrupt.stop_launches([interrupt.Target("gpu0", "local", pid_dir=str(pid_dir))], MODULE_UTILS)
     assert entry["error"] is None and entry["via"] == "local" and entry["pid_dir"] == str(pid_dir)
     [stopped] = entry["launches"]
@@ -245,3 +246,161 @@ def test_sigint_to_ansible_playbook_stops_its_local_launch_and_writes_the_report
     assert "| gpu0 | local | fake_launch (pid %d) | stopped (3 processes) |" % cleanup["launches"][0]["pid"] in md
     assert "MTRT run interrupted in " in output
     assert "  INTERRUPTED during mpi_hello / Say hello from every rank on gpu0" in output
+
+
+# --- what a launch started on its nodes ------------------------------------------------------------
+def _start(argv, env=None):
+    full = dict(os.environ, **(env or {}))
+    return subprocess.Popen(argv, env=full, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def test_a_node_stops_what_its_launch_marked_and_nothing_else():
+    """On a node: the ranks (the launch id in their environment, even after leaving every tree), the
+    daemon (Open MPI's job id on its command line) with what runs under it; an unmarked process stays."""
+    from ansible.module_utils import mtrt_launch_stop
+
+    rank = _start(["sleep", "606.25"], env={mtrt_launch_stop.LAUNCH_ID_ENV: "unit-606"})
+    daemon = _start(["sh", "-c", "sleep 607.25; :", "orted", "-mca", "ess_base_jobid", "4242"])
+    other = _start(["sleep", "608.25"], env={mtrt_launch_stop.LAUNCH_ID_ENV: "another-launch"})
+    try:
+        assert _wait(lambda: _pids(["sleep", "607.25"]) and _pids(["sleep", "606.25"]))
+        [entry] = mtrt_launch_stop.stop_on_nodes(["localhost"], "unit-606", ["4242"])
+        assert entry["error"] is None and entry["left_running"] == [], entry
+        stopped = {p["pid"] for p in entry["stopped"]}
+        assert {rank.pid, daemon.pid} | set(_pids(["sleep", "607.25"])) <= stopped | {None}
+        assert rank.wait(5) is not None and daemon.wait(5) is not None
+        assert not _pids(["sleep", "606.25"]) and not _pids(["sleep", "607.25"])
+        assert other.poll() is None and _pids(["sleep", "608.25"]) == [other.pid]
+        assert mtrt_launch_stop.describe_nodes([entry]).startswith("localhost: stopped ")
+    finally:
+        for proc in (rank, daemon, other):
+            proc.kill()
+            proc.wait()
+
+
+def test_daemon_tokens_come_from_the_ssh_clients_command_lines():
+    from ansible.module_utils import mtrt_launch_stop
+
+    ssh = _start(["sh", "-c", "sleep 609.25; :", "ssh", "-x", "node2",
+                  'PATH=/usr/bin ; export PATH ; /usr/bin/orted -mca ess "env" -mca ess_base_jobid "3812229120" '
+                  '-mca ess_base_vpid 1 -mca orte_hnp_uri "3812229120.0;tcp://192.168.126.11:43011"'])
+    try:
+        assert _wait(lambda: mtrt_launch_stop.daemon_tokens([ssh.pid]) == ["3812229120"])
+    finally:
+        ssh.kill()
+        ssh.wait()
+    assert mtrt_launch_stop.describe_nodes([
+        {"host": "n2", "error": "no answer in 5.0s", "stopped": [], "left_running": []},
+        {"host": "n1", "error": None, "stopped": [], "left_running": []}]) == (
+        "n2: not reached (no answer in 5.0s); n1: nothing left")
+
+
+def test_a_timed_out_launch_stops_what_it_left_on_its_nodes():
+    """A rank that left the launch's session and its output (setsid, output to /dev/null) is out of
+    run_bounded's reach; the launch's marker still finds it on its node after the timeout."""
+    from ansible.module_utils import mtrt_launch
+
+    launch = types.SimpleNamespace(argv=["sh", "-c", "(setsid sleep 611.25 >/dev/null 2>&1 &); sleep 612.25"],
+                                   env={"MTRT_LAUNCH_ID": "unit-611"}, launch_id="unit-611",
+                                   placement={0: "localhost"}, params={})
+    started = time.monotonic()
+    run = mtrt_launch.execute(launch, 1.5, pid_dir=None, name="unit")
+    assert time.monotonic() - started < 1.5 + 10
+    assert run["timed_out"]
+    [entry] = run["stopped_on_nodes"]
+    assert entry["host"] == "localhost" and entry["error"] is None, entry
+    assert any(p["cmd"] == "sleep 611.25" for p in entry["stopped"]), entry
+    assert not _pids(["sleep", "611.25"]) and not _pids(["sleep", "612.25"])
+
+
+
+def test_servers_this_run_started_are_stopped_and_older_ones_left_alone(tmp_path):
+    """Serving keeps its servers running after the play on purpose; an interrupted run stops only those
+    it started itself (their pid file younger than the run, by the host's own clock)."""
+    from ansible.module_utils import mtrt_launch_stop
+    from ansible.module_utils.mtrt_proc import start_detached
+
+    serve = tmp_path / "serve"
+    fresh = start_detached(["sleep", "613.25"], str(serve / "s0" / "server.log"), str(serve / "s0" / "mpirun.pid"))
+    (serve / "s0" / "hostfile").write_text("localhost slots=1\n")
+    old = start_detached(["sleep", "614.25"], str(serve / "s1" / "server.log"), str(serve / "s1" / "mpirun.pid"))
+    hour_ago = time.time() - 3600
+    os.utime(serve / "s1" / "mpirun.pid", (hour_ago, hour_ago))
+    try:
+        result = mtrt_launch_stop.stop_launches(str(tmp_path / "none"), serve_dirs=[str(serve)], run_age_s=60)
+        [stopped] = result["launches"]
+        assert (stopped["kind"], stopped["pid"], stopped["was_running"], stopped["left_running"]) == (
+            "serve:s0", fresh, True, [])
+        assert stopped["nodes"] == []  # no daemon on other nodes (its tree had no ssh client), nothing marked
+        assert not _pids(["sleep", "613.25"]) and _pids(["sleep", "614.25"]) == [old]
+        assert not (serve / "s0" / "mpirun.pid").exists() and (serve / "s1" / "mpirun.pid").exists()
+        assert mtrt_launch_stop.stop_launches(str(tmp_path / "none"), serve_dirs=[str(serve)])["launches"] == []
+    finally:
+        for pid in _pids(["sleep", "613.25"]) + _pids(["sleep", "614.25"]):
+            os.kill(pid, signal.SIGKILL)
+
+
+DELEGATED_PLAY = """\
+- name: Stage 95 - Triton serving
+  hosts: gpu0
+  gather_facts: false
+  tasks:
+    - name: Start a server on its node
+      fake_server:
+        serve_dir: %s
+        sleep: "615.25"
+      delegate_to: "{{ server_node }}"
+"""
+
+FAKE_SERVER_MODULE = '''\
+#!/usr/bin/python
+"""Start a detached "server" the way triton_serve_instance does, then wait (a stand-in for its readiness wait)."""
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.mtrt_proc import start_detached
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(serve_dir=dict(type="str"), sleep=dict(type="str")))
+    d = os.path.join(module.params["serve_dir"], "leader")
+    start_detached(["sleep", module.params["sleep"]], os.path.join(d, "server.log"), os.path.join(d, "mpirun.pid"))
+    with open(os.path.join(d, "hostfile"), "w") as handle:
+        handle.write("localhost slots=1\\n")
+    time.sleep(600)
+
+
+main()
+'''
+
+
+def test_sigint_during_a_delegated_serving_task_stops_the_server_it_started(tmp_path):
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "fake_server.py").write_text(FAKE_SERVER_MODULE)
+    serve = tmp_path / "serve"
+    (tmp_path / "play.yml").write_text(DELEGATED_PLAY % serve)
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    (tmp_path / "inventory.yml").write_text(json.dumps({"all": {"hosts": {
+        "gpu0": dict(local, server_node="gpu1"), "gpu1": dict(local, cluster_serve_run_dir=str(serve))}}}))
+    env = {k: v for k, v in os.environ.items() if k != "MTRT_LAUNCH_DIR"}
+    env.update(MTRT_REPORT_DIR=str(tmp_path / "reports"), MTRT_RUN_ID="interrupted-serve",
+               ANSIBLE_LIBRARY="%s:%s" % (tmp_path / "library", PLUGINS / "modules"))
+    playbook = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i",
+                                 str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml")],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert _wait(lambda: _pids(["sleep", "615.25"]), 60), "the server never started"
+        playbook.send_signal(signal.SIGINT)
+        output = playbook.communicate(timeout=30)[0]
+    finally:
+        playbook.kill()
+        for pid in _pids(["sleep", "615.25"]):
+            os.kill(pid, signal.SIGKILL)
+    assert playbook.returncode == 99, output
+    assert not _pids(["sleep", "615.25"]), output
+    report = json.loads((tmp_path / "reports" / "latest" / "report.json").read_text())
+    [cleanup] = report["interrupted"]["cleanup"]
+    assert cleanup["host"] == "gpu1" and cleanup["error"] is None, cleanup  # the delegate, not gpu0
+    assert [(launch["kind"], launch["was_running"]) for launch in cleanup["launches"]] == [("serve:leader", True)]

@@ -194,7 +194,7 @@ def test_gpu_check_no_output_and_too_many_ranks(run_module, tmp_path):
                                  "mpirun": mpirun})
     assert res["failed"] and "no 'MTRT-NCCL-ALLREDUCE' line" in res["msg"] and "ORTE was unable" in res["msg"]
     assert [e["raw"] for e in res["explained"]] == ["ORTE was unable to reliably start one or more daemons"]
-    assert "Cause: mpirun could not start its daemon on some node over ssh" in res["msg"]
+    assert "Cause: mpirun could not start its daemon (orted/prted) on some node over ssh" in res["msg"]
     res = run_module(gpu_check, {"check": "rank_device", "hostfile": hostfile(tmp_path), "np": 3,
                                  "script": "/x.py", "mpirun": mpirun})
     assert res["failed"] and res["msg"].startswith("np=3 ranks requested but the hosts give 2 slots (vm:2)")

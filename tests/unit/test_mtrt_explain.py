@@ -31,8 +31,28 @@ RAW = [
      "free the GPU"),
     ("OSError: [Errno 28] No space left on device: '/tmp/engine'", "a filesystem the ranks write to is full",
      "free space there"),
-    ("ModuleNotFoundError: No module named 'mpi4py'", "the interpreter the ranks run has no mpi4py module",
-     "install mpi4py for that interpreter on every node, or point cluster_mpi_python"),
+    ("ModuleNotFoundError: No module named 'mpi4py'",
+     "the Python interpreter the ranks run (cluster_mpi_python) cannot import mpi4py",
+     "install mpi4py for that interpreter on every node (the same version everywhere), or point cluster_mpi_python"),
+    ("[1,1]<stderr>:ModuleNotFoundError: No module named 'tensorrt_llm.bindings'",
+     "the Python interpreter the ranks run (cluster_mpi_python) cannot import tensorrt_llm.bindings",
+     "install tensorrt_llm.bindings for that interpreter"),
+    ("PRTE was unable to reliably start one or more daemons.", "mpirun could not start its daemon (orted/prted)",
+     "the node table names the node and its state"),
+    ("PRTE has lost communication with a remote daemon.", "mpirun lost its daemon on a node mid-run",
+     "the node table (and the 'Remote daemon' line"),
+    ("Remote daemon: [prterun-node1-3411@0,1] on node node2", "mpirun lost its daemon on node2",
+     "the node table says node2's state"),
+    ("[TensorRT-LLM][ERROR] Assertion failed: mpiSize == tp * pp "
+     "(/src/tensorrt_llm/cpp/tensorrt_llm/runtime/worldConfig.cpp:97)",
+     "the number of MPI ranks differs from the engine's tensor x pipeline parallelism", "launch exactly tp_size"),
+    ("[TensorRT-LLM][ERROR] Assertion failed: MPI size 1 != TP size 2 * PP size 1 "
+     "(/src/tensorrt_llm/cpp/tensorrt_llm/runtime/worldConfig.cpp:88)",
+     "1 MPI rank(s) were launched but the engine needs tp 2 x pp 1", "launch exactly tp_size"),
+    ("[TensorRT-LLM][ERROR] Assertion failed: Number of GPUs per node 1 must be at least as large as TP (4) * PP (1) "
+     "(/src/tensorrt_llm/cpp/tensorrt_llm/runtime/worldConfig.cpp:63)",
+     "TensorRT-LLM was told 1 GPU(s) per node (gpus_per_node) but asked for tp 4 x pp 1",
+     "set cluster_trtllm_gpus_per_node"),
     ("ssh: connect to host node2 port 22: Connection refused", "nothing listens for ssh on node2 port 22",
      "start the node"),
     ("ssh: connect to host node3 port 22: No route to host", "node3 cannot be reached on port 22",
@@ -42,7 +62,7 @@ RAW = [
     ("Host key verification failed.", "a node's host key differs from the one pinned", "re-run site.yml"),
     ("root@node2: Permission denied (publickey).", "the cluster key is not accepted by a node", "re-run site.yml"),
     ("ORTE was unable to reliably start one or more daemons.", "mpirun could not start its daemon",
-     "the ssh check names the hop"),
+     "the node table names the node"),
     ("There are not enough slots available in the system to satisfy the 8", "8 ranks were requested",
      "raise node_slots"),
     ("[node1][[4711,1],1][btl_tcp_endpoint.c:626:mca_btl_tcp_endpoint_recv_connect_ack] connect() to 172.17.0.2 failed",
@@ -146,3 +166,15 @@ def test_explain_keeps_long_raw_lines_short_and_stops_at_the_limit():
     assert NCCL_ERROR_MARKER.strip() == "MTRT-NCCL-ALLREDUCE-ERROR"
 
 
+
+
+def test_signalled_ranks_name_rank_host_and_signal_once_each():
+    from ansible.module_utils.mtrt_explain import signalled_ranks
+
+    text = ("[1,3]<stdout>:MTRT-HELLO {\"rank\": 3}\n"
+            "mpirun noticed that process rank 3 with PID 0 on node fnode2 exited on signal 9 (Killed).\n"
+            "mpirun noticed that process rank 3 with PID 0 on node fnode2 exited on signal 9 (Killed).\n"
+            "mpirun noticed that process rank 0 with PID 71 on node fnode1 exited on signal 15 (Terminated).\n")
+    assert signalled_ranks(text) == [{"rank": 3, "host": "fnode2", "signal": 9},
+                                     {"rank": 0, "host": "fnode1", "signal": 15}]
+    assert signalled_ranks("") == []

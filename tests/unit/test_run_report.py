@@ -629,6 +629,16 @@ def test_launch_block_alone():
     text = "\n".join(render_launch(hung))
     assert "timed out after 4.2 s and was killed; ranks that never printed: 2-3 on node2." in text
     assert "Left running (could not be killed): pids 4242." in text
+    assert "On its nodes" not in text
+    hung["stopped_on_nodes"] = [
+        {"host": "node1", "stopped": [], "left_running": [], "error": None},
+        {"host": "node2", "stopped": [{"pid": 41, "cmd": "/usr/bin/orted -mca ess env"},
+                                      {"pid": 47, "cmd": "/usr/bin/python3 /x/hello.py"}], "left_running": [],
+         "error": None},
+        {"host": "node3", "stopped": [], "left_running": [], "error": "no answer in 5.0s"}]
+    assert ("On its nodes after the timeout (found by the launch's own markers, never by name): node1: nothing "
+            "left; node2: stopped orted (pid 41), python3 (pid 47); node3: not reached (no answer in 5.0s).") in (
+        "\n".join(render_launch(hung)))
     assert "| Cause | Fix | Raw line |" in text and "Node state" not in text
     assert render_launch({"mtrt_kind": "gpu_facts", "present": False}) == []  # not a launch
 
@@ -675,6 +685,15 @@ def test_interrupted_run_lists_what_ran_and_what_was_stopped():
     text = _section(md, "## Interrupted")
     assert "| mpi_hello | node1 | Say hello from every rank | 7.0 |" in text
     assert "| node1 | docker exec node1 | mpi_hello (pid 321) | stopped (3 processes) |" in text
+    builder.record_cleanup([{"host": "node1", "via": "docker exec node1", "error": None, "launches": [
+        {"kind": "mpi_hello", "pid": 321, "module_pid": 300, "was_running": True, "stopped": [321, 322],
+         "left_running": [], "skipped": None, "nodes": [
+             {"host": "node2", "stopped": [{"pid": 9, "cmd": "orted -mca ess_base_jobid 1"}], "left_running": []}]}]}])
+    assert ("| node1 | docker exec node1 | mpi_hello (pid 321) | stopped (2 processes); on its nodes: node2: "
+            "stopped orted (pid 9) |") in mtrt_report.render_markdown(builder.report())
+    builder.record_cleanup([{"host": "node1", "via": "docker exec node1", "error": None, "launches": [
+        {"kind": "mpi_hello", "pid": 321, "module_pid": 300, "was_running": True, "stopped": [321, 322, 323],
+         "left_running": [], "skipped": None}]}])
     lines = mtrt_report.summary_lines(report)
     assert lines[0].startswith("MTRT run interrupted in 7.0 s")
     assert "  INTERRUPTED during mpi_hello / Say hello from every rank on node1" in lines

@@ -192,6 +192,19 @@ def test_build_failures_name_the_step(tmp_path, double, run_module):
     assert res["failed"] is True and "model_dir /nope does not exist" in res["msg"]
 
 
+def test_a_build_failure_is_explained_with_its_raw_line(tmp_path, double, run_module, monkeypatch):
+    examples, bin_dir, model = double("1.2.1")
+    req = trtllm.engine_request(settings(model, model_name=""), "1.2.1", 1)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "no-site"))  # the interpreter cannot import tensorrt_llm
+    res = run_module(trtllm_engine_build, build_args(tmp_path, examples, bin_dir, req))
+    assert res["failed"] is True and res["built"] is False
+    [known] = res["explained"]
+    assert known["raw"] == "ModuleNotFoundError: No module named 'tensorrt_llm'"
+    assert known["cause"].startswith("the Python interpreter the ranks run (cluster_mpi_python) cannot import "
+                                     "tensorrt_llm")
+    assert "failed with rc=1. Cause: the Python interpreter" in res["msg"]
+
+
 def test_build_check_mode_and_find_only(tmp_path, double, run_module):
     examples, bin_dir, model = double("0.7.1")
     req = trtllm.engine_request(settings(model), "0.7.1", 1)

@@ -82,6 +82,26 @@ def diagnosis_table(diagnosis):
         ["Ranks", "Host", "Node state", "What to do", "Last log lines"], rows)
 
 
+def nodes_cell(entries):
+    """What a launch left on its nodes and was stopped there (``stopped_on_nodes``), as one text:
+    ``fnode2: stopped orted (pid 41), python3 (pid 47); fnode1: nothing left``."""
+    parts = []
+    for entry in entries or []:
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("error"):
+            parts.append("%s: not reached (%s)" % (entry.get("host"), entry["error"]))
+            continue
+        stopped = [p for p in entry.get("stopped") or [] if isinstance(p, dict)]
+        text = "%s: %s" % (entry.get("host"), "stopped " + ", ".join(
+            "%s (pid %s)" % (str(p.get("cmd") or "?").split(" ")[0].rsplit("/", 1)[-1], p.get("pid"))
+            for p in stopped) if stopped else "nothing left")
+        if entry.get("left_running"):
+            text += ", STILL RUNNING: pids %s" % ", ".join(map(str, entry["left_running"]))
+        parts.append(text)
+    return "; ".join(parts)
+
+
 def explained_table(explained):
     rows = [[e.get("cause"), e.get("fix"), raw(code(str(e.get("raw") or "")).replace("|", "\\|"))]
             for e in explained if isinstance(e, dict)]
@@ -108,6 +128,9 @@ def render_launch(data, shown_above=False):
     lines = [text + ".", ""]
     if data.get("left_running"):
         lines += ["Left running (could not be killed): pids %s." % ", ".join(map(str, data["left_running"])), ""]
+    if data.get("stopped_on_nodes"):
+        lines += ["On its nodes after the timeout (found by the launch's own markers, never by name): %s."
+                  % nodes_cell(data["stopped_on_nodes"]), ""]
     if shown_above and (data.get("explained") or data.get("diagnosis")):
         lines += ["Explained errors and the ranks that did not answer: under Failures above.", ""]
     else:
