@@ -4,6 +4,7 @@
 captured from Open MPI 4.1.4, the pid file of a running launch, and the failure message naming ranks,
 hosts and causes."""
 
+import json
 import os
 import shutil
 import socket
@@ -75,15 +76,17 @@ def test_argv_with_a_hostfile_as_root(as_root):
     assert launch.argv[1:] == [
         "--allow-run-as-root", "--tag-output", "--hostfile", str(HOSTFILE), "-np", "4",
         "--mca", "btl_tcp_if_include", "192.168.123.0/24", "--mca", "oob_tcp_if_include", "192.168.123.0/24",
-        "-x", "CUDA_DEVICE_ORDER", "-x", "NCCL_DEBUG", "--bind-to", "none",
+        "-x", "CUDA_DEVICE_ORDER", "-x", "NCCL_DEBUG", "-x", "MTRT_LAUNCH_ID", "--bind-to", "none",
         "/usr/bin/python3", "/etc/mtrt/cluster/mpi_hello.py"]
-    assert launch.env == {"NCCL_DEBUG": "WARN", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    # Every rank carries the launch's id: what it started on the nodes is found by it after a timeout.
+    assert launch.env == {"NCCL_DEBUG": "WARN", "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "MTRT_LAUNCH_ID": launch.launch_id}
+    assert launch.launch_id.startswith("%d-" % os.getpid())
 
 
 def test_argv_as_another_user_with_hosts_and_no_tags(as_root):
     as_root(False)
     launch = Launch(params(hosts=["node1:2", "node2:2"], np=3, tag_output=False), ["/bin/true"])
-    assert launch.argv[1:] == ["--host", "node1:2,node2:2", "-np", "3", "/bin/true"]
+    assert launch.argv[1:] == ["--host", "node1:2,node2:2", "-np", "3", "-x", "MTRT_LAUNCH_ID", "/bin/true"]
     assert launch.placement == {0: "node1", 1: "node1", 2: "node2"}
     assert launch.layout() == "node1:2, node2:2"
 
@@ -104,8 +107,9 @@ def test_programs_are_resolved_on_the_launcher(as_root, monkeypatch):
 def test_env_argument_wins_over_the_param_and_every_name_is_exported(as_root):
     as_root(False)
     launch = Launch(params(hosts=["node1"], env={"A": "1"}), ["x"], env={"MTRT_RUN": "3", "B": "2"})
-    assert launch.env == {"MTRT_RUN": "3", "B": "2"}
-    assert launch.argv[launch.argv.index("-x"):launch.argv.index("-x") + 4] == ["-x", "B", "-x", "MTRT_RUN"]
+    assert launch.env == {"MTRT_RUN": "3", "B": "2", "MTRT_LAUNCH_ID": launch.launch_id}
+    assert launch.argv[launch.argv.index("-x"):launch.argv.index("-x") + 6] == [
+        "-x", "B", "-x", "MTRT_RUN", "-x", "MTRT_LAUNCH_ID"]  # the caller's names sorted, then the launch's id
 
 
 def test_localhost_ranks_are_placed_on_the_launchers_own_name(as_root):
@@ -168,14 +172,22 @@ def test_a_line_whose_newline_never_came_is_kept():
 
 # --------------------------------------------------------------------------- running and failing
 
-def _fake_run(monkeypatch, stdout, stderr, rc=0, timed_out=False, seen_pid_files=None, pid_dir=None):
-    def run_bounded(argv, timeout_s, env=None, on_start=None):
+def _fake_run(monkeypatch, stdout, stderr, rc=0, timed_out=False, seen_pid_files=None, pid_dir=None, stops=None):
+    def run_bounded(argv, timeout_s, env=None, on_start=None, on_timeout=None):
         on_start(4242)
+        if timed_out and on_timeout is not None:
+            on_timeout([])  # mpirun's ssh clients as the launcher saw them before the kill: none here
         if seen_pid_files is not None:
             seen_pid_files.extend((p.name, p.read_text()) for p in pid_dir.iterdir())
         return {"rc": None if timed_out else rc, "stdout": stdout, "stderr": stderr, "duration_s": 1.5,
                 "timed_out": timed_out, "pid": 4242, "left_running": []}
     monkeypatch.setattr(mtrt_launch, "run_bounded", run_bounded)
+
+    def stop_on_nodes(hosts, launch_id, tokens, ssh_args=None):
+        if stops is not None:
+            stops.append((hosts, launch_id))
+        return [{"host": h, "stopped": [], "left_running": [], "error": None, "seconds": 0.1} for h in hosts]
+    monkeypatch.setattr(mtrt_launch, "stop_on_nodes", stop_on_nodes)
 
 
 def test_a_launch_has_a_pid_file_only_while_it_runs(monkeypatch, tmp_path, as_root):
@@ -185,7 +197,10 @@ def test_a_launch_has_a_pid_file_only_while_it_runs(monkeypatch, tmp_path, as_ro
     _fake_run(monkeypatch, (MPI / "hello_np4_vm_tagged.stdout").read_text(), "", seen_pid_files=seen,
               pid_dir=tmp_path)
     run = mtrt_launch.execute(launch, 10, pid_dir=str(tmp_path), name="mpi_hello")
-    assert seen == [("mpi_hello-%d.pid" % os.getpid(), "4242\n")]
+    [(name, text)] = seen
+    pid_line, about = text.splitlines()
+    assert (name, pid_line) == ("mpi_hello-%d.pid" % os.getpid(), "4242")
+    assert json.loads(about) == {"launch_id": launch.launch_id, "hosts": ["node1", "node2"], "ssh_args": []}
     assert list(tmp_path.iterdir()) == []
     assert sorted(run["per_rank"]) == [0, 1, 2, 3] and "<stdout>" not in run["stdout"]
 
@@ -209,13 +224,17 @@ def test_failure_of_a_timed_out_launch_names_who_answered_and_their_last_line(mo
     as_root(False)
     launch = Launch(params(hostfile=str(HOSTFILE), timeout_s=5), ["x"])
     first_two = "".join((MPI / "hello_np4_vm_tagged.stdout").read_text().splitlines(True)[:2])
-    _fake_run(monkeypatch, first_two, "", timed_out=True)
+    stops = []
+    _fake_run(monkeypatch, first_two, "", timed_out=True, stops=stops)
     run = mtrt_launch.execute(launch, 5, pid_dir=str(tmp_path))
+    # What the launch started is stopped on every node of its placement, found by its id.
+    assert stops == [(["node1", "node2"], launch.launch_id)] and len(run["stopped_on_nodes"]) == 2
     result = mtrt_launch.base_result("mpi_hello", launch)
     mtrt_launch.record(result, launch, run)
     msg = failure_message("mpi_hello", launch, result, [], bound_name="mpi_hello_timeout_s")
     assert msg.startswith("mpi_hello timed out after 5s and every process it started was killed; raise "
                           "mpi_hello_timeout_s if the work needs longer (mpi_hello: np=4 on node1:2, node2:2). "
-                          "rank(s) 2-3 on node2 never printed anything. rank(s) that had answered: 0@node1, "
+                          "on its nodes afterwards: node1: nothing left; node2: nothing left. rank(s) 2-3 on node2 never "
+                          "printed anything. rank(s) that had answered: 0@node1, "
                           "1@node1. rank 0 (node1) last printed 'MTRT-HELLO {")
     assert result["timed_out"] is True and result["rc"] is None
