@@ -106,6 +106,19 @@ options:
         or diff mode, the module reads docker itself. Pass it only while nothing changed the images or
         the network since it was taken.
     type: dict
+  wait_port:
+    description:
+      - After containers were created, recreated, started or unpaused, wait until each of them accepts TCP
+        connections on this port of its O(containers[].ip) (its sshd), so that the next stage can ssh to it
+        at once; a container that does not within O(wait_timeout_s) fails the task, named with its address.
+      - V(0) skips the wait, and so does a container without an address (O(containers[].network=host)).
+        The docker host must reach the containers' network (it does for its own bridge networks).
+    type: int
+    default: 0
+  wait_timeout_s:
+    description: Bound on that wait, for all containers together, in seconds.
+    type: int
+    default: 60
 notes:
   - Supports check mode and diff mode.
 """
@@ -161,6 +174,11 @@ created_dirs:
   returned: always
   type: list
   elements: str
+port_ready_s:
+  description: Seconds from the end of the container changes until every changed container accepted connections
+    on O(wait_port) (null when nothing was waited for).
+  returned: always
+  type: float
 decided_from:
   description:
     - V(docker) when the module read docker itself; V(listing) when the action plugin found every
@@ -172,6 +190,7 @@ decided_from:
 import json
 import os
 import re
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -228,6 +247,8 @@ def main():
             parallel=dict(type="int", default=16),
             containers=dict(type="list", elements="dict", required=True, options=_SPEC_OPTIONS),
             scope=dict(type="dict", default={}),
+            wait_port=dict(type="int", default=0),
+            wait_timeout_s=dict(type="int", default=60),
         ),
         supports_check_mode=True,
         min_docker_api_version="1.40",
@@ -237,7 +258,7 @@ def main():
     started_at = time.monotonic()
     cluster, state = params["cluster"], params["state"]
     result = dict(mtrt_kind="node_containers", changed=False, containers=[], counts={}, image_id="",
-                  duration_s=0.0, decided_from="docker", created_dirs=[])
+                  duration_s=0.0, decided_from="docker", created_dirs=[], port_ready_s=None)
 
     try:
         # Removal needs only the names; everything else is checked where it is used.
@@ -328,13 +349,44 @@ def main():
     result["containers"] = actions
     for a in actions:
         result["counts"][a["action"]] = result["counts"].get(a["action"], 0) + 1
-    result["duration_s"] = round(time.monotonic() - started_at, 3)
     failed = [a for a in actions if not a["ok"]]
     if failed:
+        result["duration_s"] = round(time.monotonic() - started_at, 3)
         module.fail_json(msg="docker refused %d of %d container change(s): %s" % (
             len(failed), len(todo), "; ".join("%s (%s): %s" % (a["name"], a["action"], a["error"]) for a in failed)),
             **result)
+    started = [a for a in todo if a["action"] != "remove" and a.get("ip")]
+    if params["wait_port"] and state == "started" and started and not module.check_mode:
+        waited = time.monotonic()
+        silent = wait_for_port([(a["name"], a["ip"]) for a in started], params["wait_port"],
+                               waited + params["wait_timeout_s"])
+        result["port_ready_s"] = round(time.monotonic() - waited, 3)
+        if silent:
+            result["duration_s"] = round(time.monotonic() - started_at, 3)
+            module.fail_json(msg="%s started, but nothing accepted connections on port %d within %ds: %s. Its sshd "
+                                 "did not come up: read docker logs <container>." % (
+                                     ", ".join(n for n, _ip in silent), params["wait_port"], params["wait_timeout_s"],
+                                     ", ".join("%s at %s" % (n, ip) for n, ip in silent)), **result)
+    result["duration_s"] = round(time.monotonic() - started_at, 3)
     module.exit_json(**result)
+
+
+def wait_for_port(targets, port, deadline, step_s=0.05):
+    """Wait until every ``(name, ip)`` accepts TCP connections on ``port``, or ``deadline`` (monotonic)
+    passes; return the targets that never did."""
+    def one(target):
+        _name, ip = target
+        while True:
+            try:
+                with socket.create_connection((ip, port), timeout=max(0.1, min(1.0, deadline - time.monotonic()))):
+                    return None
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return target
+                time.sleep(step_s)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(32, len(targets)))) as pool:
+        return [t for t in pool.map(one, targets) if t is not None]
 
 
 if __name__ == "__main__":
