@@ -11,6 +11,8 @@ value, and the fix, and comes back with all the others.
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import re
 
@@ -44,19 +46,50 @@ SIZE_VARIABLES = ("cluster_shm_size",)
 
 
 # --------------------------------------------------------------------------- specs
+# libyaml's parser where PyYAML has it (its wheels do): the specs are read on every run, and the pure
+# Python parser took two thirds of preflight's time.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(path):
+    """One YAML document of the project (safe loading)."""
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+
+
 def load_entry_points(path):
     """``{entry point: {option: spec}}`` of one ``meta/argument_specs.yml`` ({} when it is missing)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            doc = yaml.safe_load(handle) or {}
+        doc = load_yaml(path) or {}
     except OSError:
         return {}
     return {name: (entry or {}).get("options") or {} for name, entry in (doc.get("argument_specs") or {}).items()}
 
 
+def _spec_files(roles_dir):
+    """``(path, mtime_ns, size)`` of every spec file, in order (what :func:`load_specs` reads)."""
+    paths = [os.path.join(roles_dir, "cluster", "meta", "contract.yml")]
+    for role in sorted(os.listdir(roles_dir)) if os.path.isdir(roles_dir) else []:
+        if role != "cluster":
+            paths.append(os.path.join(roles_dir, role, "meta", "argument_specs.yml"))
+    out = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        out.append((path, stat.st_mtime_ns, stat.st_size))
+    return tuple(out)
+
+
 def load_specs(roles_dir):
     """The project's variables and their specs: ``{"cluster": {...}, "node": {...}, "docker_host": {...},
-    "roles": {var: (role, spec)}}``."""
+    "roles": {var: (role, spec)}}``. Read once per process while the files are unchanged (a copy each call)."""
+    return copy.deepcopy(_load_specs(roles_dir, _spec_files(roles_dir)))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_specs(roles_dir, _files):
     cluster = load_entry_points(os.path.join(roles_dir, "cluster", "meta", "contract.yml"))
     roles = {}
     for role in sorted(os.listdir(roles_dir)) if os.path.isdir(roles_dir) else []:

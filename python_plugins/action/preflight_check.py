@@ -15,7 +15,6 @@ import glob
 import os
 import shutil
 
-import yaml
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
@@ -36,8 +35,7 @@ def _raw_defaults(roles_dir):
     """The project defaults as written (roles/cluster/defaults/main/*.yml, in load order)."""
     merged = {}
     for path in sorted(glob.glob(os.path.join(roles_dir, "cluster", "defaults", "main", "*.yml"))):
-        with open(path, encoding="utf-8") as handle:
-            merged.update(yaml.safe_load(handle) or {})
+        merged.update(contract.load_yaml(path) or {})
     return merged
 
 
