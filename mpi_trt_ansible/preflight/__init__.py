@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 
+from mpi_trt_ansible import settled
 from mpi_trt_ansible.preflight import contract, gpus, model, runtime, topology
 from mpi_trt_ansible.preflight.problems import format_problems, with_host
 
@@ -246,6 +247,7 @@ def check(view):
         if serve_problems is not None:
             problems += serve_problems(values, nodes)  # every setting: ports, mode, network included
     problems = [with_host(p, [n.get("name") for n in nodes]) for p in _first_per_variable(problems)]
+    found_settled = settled_verdict(values, nodes, facts, view.get("settled")) if not problems else None
     info = facts.get("runtime") or {}
     checked = dict(topology.checked(topology_spec(values, nodes, facts)),
                    variables=len(values), trtllm=will_run_trtllm, tensorrt_llm=trtllm_version,
@@ -256,5 +258,27 @@ def check(view):
         "docker": facts.get("docker") or {} if builds_image else {},
         "mtrt_handoff": ["docker"],  # the listing is for the later stages, not for the report
         "host_gpus": facts.get("host_gpus") or [],
-        "stage_hosts": stage_hosts(values, nodes, facts, view.get("check_mode")),
+        "stage_hosts": dict(stage_hosts(values, nodes, facts, view.get("check_mode")),
+                            settled=bool(found_settled and found_settled["ok"])),
+        "settled": found_settled or {"ok": False, "reason": "not in this mode", "digest": "", "full_run": False,
+                                     "stages": []},
     }
+
+
+def settled_verdict(values, nodes, facts, inputs):
+    """Whether stages 10-50 are settled (``mpi_trt_ansible.settled``): ``{ok, reason, digest, stages}``.
+
+    ``inputs``: what the action read, ``{digest, record}`` (docker mode), ``{asked: [stage tags]}`` when the
+    run names one of those stages by tag (it then runs), or None (another mode: they run).
+    """
+    if not inputs or facts.get("docker") is None:
+        return None
+    if inputs.get("asked"):
+        return {"ok": False, "reason": "asked for by tag (%s)" % ", ".join(inputs["asked"]), "digest": "",
+                "full_run": False, "stages": []}
+    ok, reason = settled.verdict(inputs.get("record"), inputs["digest"], facts["docker"],
+                                 "%s:%s" % (values.get("cluster_image_name"), values.get("cluster_name")),
+                                 values.get("cluster_network_name"), [n["name"] for n in nodes],
+                                 values.get("cluster_state_dir"))
+    return {"ok": ok, "reason": reason, "digest": inputs["digest"], "full_run": bool(inputs.get("full_run")),
+            "stages": [key for _number, key in settled.STAGES] if ok else []}

@@ -60,6 +60,8 @@ import datetime
 import json
 import re
 
+from mpi_trt_ansible.settled import STAGES as SETTLED_STAGES
+
 from .secrets import clean_result, is_censored, scrub
 
 SCHEMA_VERSION = 2
@@ -112,6 +114,14 @@ def failure_message(res):
         msg = (msg + " (timed out)").strip()
     msg = scrub(msg)
     return msg if len(msg) <= MESSAGE_MAX else "..." + msg[-MESSAGE_MAX:]
+
+
+def settled_stage_list(settled):
+    """``[(number, key)]`` of the stages a preflight result's ``settled`` names, in run order."""
+    if not settled:
+        return []
+    wanted = set(settled.get("stages") or [])
+    return [(number, key) for number, key in SETTLED_STAGES if key in wanted]
 
 
 def failure_details(res):
@@ -203,6 +213,7 @@ class ReportBuilder:
         self._running = {}  # (host, task uuid) -> what a cut-short run lists as in flight
         self._held = None  # notes of a repeated stage that has only skipped so far
         self._unmarked = []  # failures whose event did not say whether a rescue caught them
+        self._settled = None  # preflight found stages 10-50 settled: listed once its stage closes
 
     # -- feeding
     def feed(self, event):
@@ -326,6 +337,9 @@ class ReportBuilder:
                 stage["status"] = "failed"
                 self.failures.append(record)
         found = mtrt_results(res)
+        for item in found:
+            if item.get("mtrt_kind") == "preflight" and (item.get("settled") or {}).get("ok"):
+                self._settled = item["settled"]
         entries = []
         for item in found:
             entry = {"task": task["name"], "kind": item["mtrt_kind"], "status": status, "result": item}
@@ -414,7 +428,27 @@ class ReportBuilder:
         note = {"type": "stage_finished", "stage": stage["key"], "name": stage["name"],
                 "status": stage["status"], "duration_s": stage["duration_s"]}
         note.update((k, stage["counts"][k]) for k in NOTE_KEYS)
-        return (held or []) + [note]
+        return (held or []) + [note] + self._settled_stages(created)
+
+    def _settled_stages(self, created):
+        """The stages preflight found settled (their plays matched no host), as stages of status
+        ``settled`` with no task, so that every stage of the run is listed."""
+        settled, self._settled = self._settled, None
+        notes = []
+        for number, key in settled_stage_list(settled):
+            if key in self._keys:
+                continue
+            self._keys.add(key)
+            name = "Stage %s - %s (settled: %s)" % (number, key, settled.get("reason") or "unchanged")
+            self.stages.append({
+                "key": key, "name": name, "number": number, "roles": [key], "tags": [key], "status": "settled",
+                "started_at": created, "ended_at": created, "duration_s": 0.0, "tasks_run": 0,
+                "counts": dict.fromkeys(COUNT_KEYS, 0), "tasks": []})
+            notes.append({"type": "stage_started", "stage": key, "name": name, "number": number,
+                          "started_at": created})
+            notes.append(dict({"type": "stage_finished", "stage": key, "name": name, "status": "settled",
+                               "duration_s": 0.0}, **dict.fromkeys(NOTE_KEYS, 0)))
+        return notes
 
     def in_flight(self):
         """The tasks running now (started on a host, no result yet), oldest first."""

@@ -15,12 +15,14 @@ import glob
 import os
 import shutil
 
+from ansible import context
 from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.module_utils.ansible_release import __version__ as ansible_version
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
 
 try:
-    from mpi_trt_ansible import inventory, preflight
+    from mpi_trt_ansible import inventory, preflight, settled
     from mpi_trt_ansible.preflight import contract, facts, model, runtime
 except ImportError as exc:  # pragma: no cover - the controller's Python lacks the project package
     raise AnsibleError(
@@ -28,7 +30,8 @@ except ImportError as exc:  # pragma: no cover - the controller's Python lacks t
         "and use .venv/bin/ansible-playbook, or pip install -e . into the Python that runs Ansible" % exc) from exc
 
 _LOCAL = ("local", "ansible.builtin.local")
-_ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
+_PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_ROLES_DIR = os.path.join(_PROJECT_DIR, "roles")
 
 
 def _raw_defaults(roles_dir):
@@ -108,8 +111,39 @@ class ActionModule(ActionBase):
             "node_values": node_values, "docker_host_values": docker_host_values, "nodes": nodes, "errors": errors,
             "check_mode": bool(self._task.check_mode), "roles_dir": roles_dir, "facts": self._facts(values),
         }
+        view["settled"] = self._settled_inputs(values, specs, task_vars, view["facts"])
         result.update(preflight.check(view))
         return result
+
+    def _settled_inputs(self, values, specs, task_vars, found):
+        """What decides whether stages 10-50 are settled (docker mode): the digest of their inputs and the
+        record the last full run left (``mpi_trt_ansible.settled``); None in the other modes."""
+        if values.get("cluster_mode") != "docker" or found.get("docker") is None or not values.get("cluster_settle"):
+            return None
+        stage_tags = {key for _number, key in settled.STAGES}
+        asked = sorted(set(task_vars.get("ansible_run_tags") or ["all"]) & stage_tags)
+        if asked:
+            return {"asked": asked}
+        base = values.get("cluster_image_base") or ""
+        wanted = base if ":" in base.rsplit("/", 1)[-1] else base + ":latest"
+        images = found["docker"].get("images") or []
+        bases = sorted(i.get("Id") for i in images
+                       if (wanted in (i.get("RepoTags") or []) if base
+                           else (i.get("Labels") or {}).get("mtrt.role") == "base"))
+        parts = {
+            "settings": values,
+            # Every stage-role variable as the plays see it (the inventory's and -e's included).
+            "roles": {name: self._safe_template(task_vars[name]) for name in specs["roles"] if name in task_vars},
+            "project": settled.project_digest(_PROJECT_DIR),
+            "base_images": bases,
+            "ansible": ansible_version,
+        }
+        state_dir = values.get("cluster_state_dir")
+        return {"digest": settled.inputs_digest(parts),
+                "record": settled.read_record(state_dir) if isinstance(state_dir, str) and state_dir else None,
+                # Stage 40 records only in a run that runs every stage before it (the command line's playbooks).
+                "full_run": settled.full_run(context.CLIARGS.get("args") or (), task_vars.get("ansible_run_tags"),
+                                             task_vars.get("ansible_skip_tags"))}
 
     def _safe_template(self, value):
         try:

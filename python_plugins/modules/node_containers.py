@@ -190,13 +190,13 @@ decided_from:
 import json
 import os
 import re
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.mtrt_containers import (
     LABEL_CLUSTER, SpecError, bind_sources, create_body, fingerprint_doc, normalize_spec, plan)
 from ansible.module_utils.mtrt_fileio import sha256_of
+from ansible.module_utils.mtrt_ssh import wait_for_port
 from ansible_collections.community.docker.plugins.module_utils.common_api import (
     AnsibleDockerClient, RequestException)
 from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException, NotFound
@@ -358,8 +358,10 @@ def main():
     started = [a for a in todo if a["action"] != "remove" and a.get("ip")]
     if params["wait_port"] and state == "started" and started and not module.check_mode:
         waited = time.monotonic()
-        silent = wait_for_port([(a["name"], a["ip"]) for a in started], params["wait_port"],
-                               waited + params["wait_timeout_s"])
+        deadline = waited + params["wait_timeout_s"]
+        with ThreadPoolExecutor(max_workers=max(1, min(32, len(started)))) as pool:
+            answered = list(pool.map(lambda a: wait_for_port(a["ip"], params["wait_port"], deadline), started))
+        silent = [(a["name"], a["ip"]) for a, ok in zip(started, answered) if not ok]
         result["port_ready_s"] = round(time.monotonic() - waited, 3)
         if silent:
             result["duration_s"] = round(time.monotonic() - started_at, 3)
@@ -369,24 +371,6 @@ def main():
                                      ", ".join("%s at %s" % (n, ip) for n, ip in silent)), **result)
     result["duration_s"] = round(time.monotonic() - started_at, 3)
     module.exit_json(**result)
-
-
-def wait_for_port(targets, port, deadline, step_s=0.05):
-    """Wait until every ``(name, ip)`` accepts TCP connections on ``port``, or ``deadline`` (monotonic)
-    passes; return the targets that never did."""
-    def one(target):
-        _name, ip = target
-        while True:
-            try:
-                with socket.create_connection((ip, port), timeout=max(0.1, min(1.0, deadline - time.monotonic()))):
-                    return None
-            except OSError:
-                if time.monotonic() >= deadline:
-                    return target
-                time.sleep(step_s)
-
-    with ThreadPoolExecutor(max_workers=max(1, min(32, len(targets)))) as pool:
-        return [t for t in pool.map(one, targets) if t is not None]
 
 
 if __name__ == "__main__":

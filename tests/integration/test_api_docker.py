@@ -75,8 +75,10 @@ def test_bring_up_and_hello(bring_up, nodes):
     assert hello.ranks_per_host == nodes
     assert hello.world_size == sum(nodes.values()) and hello.missing_ranks == []
     assert sorted(r["rank"] for r in hello.ranks) == list(range(sum(nodes.values())))
-    for tag in ("node_containers", "ssh_mesh", "mpi_hello"):
-        assert result.stage(tag) is not None and result.stage(tag).status == "ok", tag
+    # On a cluster already up as recorded, stages 10-50 are settled (skipped); the hello runs every time.
+    for tag in ("node_containers", "ssh_mesh"):
+        assert result.stage(tag) is not None and result.stage(tag).status in ("ok", "settled"), tag
+    assert result.stage("mpi_hello").status == "ok"
 
 
 def test_report_files_written(bring_up):

@@ -65,7 +65,7 @@ def test_the_default_cluster_passes_and_hands_on_what_later_stages_need():
     assert result["mtrt_kind"] == "preflight" and result["changed"] is False
     assert result["docker"]["images"][0]["Id"] == "sha256:base" and result["host_gpus"] == []
     assert result["stage_hosts"] == {"launcher": ["node1"], "gpu": ["node1"], "trtllm": ["node1"], "nodes_run": True,
-                                     "machines": []}
+                                     "machines": [], "settled": False}
     assert result["checked"]["nodes"] == 2 and result["checked"]["variables"] > 50
 
 
@@ -312,3 +312,30 @@ def test_every_problem_names_its_host():
     assert with_host(named, ["node1", "node10"])["host"] == "node1"
     both = dict(named, message="node1 and node10 differ")
     assert with_host(both, ["node1", "node10"])["host"] == "localhost"
+
+
+def test_settled_stages_are_decided_only_where_the_action_read_them_and_never_with_a_problem(tmp_path):
+    from mpi_trt_ansible import settled
+    v = view()
+    state = str(tmp_path)
+    v["values"]["cluster_state_dir"] = state
+    names = [n["name"] for n in v["nodes"]]
+    image = "%s:%s" % (v["values"]["cluster_image_name"], v["values"]["cluster_name"])
+    listing = v["facts"]["docker"]
+    listing["images"].append({"Id": "sha256:node", "RepoTags": [image]})
+    listing["containers"] = [{"Names": ["/%s" % n], "Id": "c-" + n, "State": "running", "ImageID": "sha256:node"}
+                             for n in names]
+    record = settled.make_record("d1", listing, image, v["values"]["cluster_network_name"], names, state)
+    v["settled"] = {"digest": "d1", "record": record, "full_run": True}
+    result = preflight.check(v)
+    assert result["settled"]["ok"] and result["stage_hosts"]["settled"] is True
+    assert result["settled"]["stages"] == [key for _n, key in settled.STAGES] and result["settled"]["full_run"]
+    # Another digest: the stages run and say why.
+    result = preflight.check(dict(v, settled=dict(v["settled"], digest="d2")))
+    assert not result["stage_hosts"]["settled"] and "changed since" in result["settled"]["reason"]
+    # Asked for by tag, another mode (nothing read), or a problem anywhere: never settled.
+    result = preflight.check(dict(v, settled={"asked": ["ssh_keys"]}))
+    assert not result["stage_hosts"]["settled"] and result["settled"]["reason"] == "asked for by tag (ssh_keys)"
+    assert preflight.check(dict(v, settled=None))["settled"]["ok"] is False
+    bad = dict(v, values=dict(v["values"], cluster_mpi_timeout_s=-5))
+    assert preflight.check(bad)["stage_hosts"]["settled"] is False
