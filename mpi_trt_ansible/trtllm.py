@@ -134,6 +134,24 @@ def parse_version(text):
     return tuple(int(part or 0) for part in match.groups()[:3])
 
 
+# The installed TensorRT-LLM's version from its distribution's metadata (nothing of it imported: that takes
+# seconds and wants a GPU), as Python source that the probe scripts run in the ranks' interpreter put before
+# their own lines (Python 3.6 and later).
+VERSION_PROBE = r"""
+def _mtrt_trtllm_version():
+    try:
+        from importlib import metadata
+    except ImportError:
+        return None
+    for name in ("tensorrt_llm", "tensorrt-llm"):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return None
+"""
+
+
 def version_key(version):
     """The SUPPORTED key serving ``version``, or None.
 

@@ -31,10 +31,11 @@ import shutil
 import subprocess
 
 from mpi_trt_ansible.fileio import atomic_write
+from mpi_trt_ansible.trtllm import VERSION_PROBE
 
 MARKER = "MTRT-PREFLIGHT-PROBE "
 # Run by the ranks' interpreter (Python 3.6 and later): reads, imports nothing of TensorRT-LLM.
-PROBE = r"""
+PROBE = VERSION_PROBE + r"""
 import json, os, shutil, site, sys
 out = {"python": sys.executable, "realpath": os.path.realpath(sys.executable), "python3": None,
        "tensorrt_llm": None, "mpi4py": None, "mpi4py_error": None,
@@ -45,16 +46,7 @@ except Exception:
     pass
 found = shutil.which("python3")
 out["python3"] = os.path.realpath(found) if found else None
-try:
-    from importlib import metadata
-    for name in ("tensorrt_llm", "tensorrt-llm"):
-        try:
-            out["tensorrt_llm"] = metadata.version(name)
-            break
-        except metadata.PackageNotFoundError:
-            pass
-except ImportError:
-    pass
+out["tensorrt_llm"] = _mtrt_trtllm_version()
 try:
     import mpi4py
     out["mpi4py"] = getattr(mpi4py, "__version__", "unknown")

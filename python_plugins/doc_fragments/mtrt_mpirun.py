@@ -22,32 +22,6 @@ options:
     description: Interpreter every rank runs the script with; resolved to an absolute path on the launcher.
     type: str
     default: python3
-  mpirun:
-    description: mpirun to use; resolved to an absolute path so remote daemons find Open MPI too.
-    type: str
-    default: mpirun
-  timeout_s:
-    description: Seconds before the whole launch is killed (its process group) and reported as timed out.
-    type: int
-  mca:
-    description: MCA parameters passed as C(--mca name value).
-    type: dict
-    default: {}
-  env:
-    description: Environment variables set for mpirun and exported to every rank with C(-x).
-    type: dict
-    default: {}
-  extra_args:
-    description: Extra mpirun arguments, placed before the command.
-    type: list
-    elements: str
-    default: []
-  tag_output:
-    description:
-      - Pass C(--tag-output), so every line says which rank printed it; the result then names the ranks that
-        printed nothing (and their hosts) and keeps each rank's last lines. The parsed stdout is untagged.
-    type: bool
-    default: true
 notes:
   - The launch goes through the project's one launcher (module_utils/mtrt_launch.py). Besides its own keys,
     every result carries the launch keys C(mtrt_kind), C(command) (the mpirun argv), C(rc) (null when it timed
@@ -72,35 +46,7 @@ notes:
     # extends_documentation_fragment: mtrt_mpirun.contexts - a launch with one application context per
     # rank (module_utils/mtrt_launch.py ContextLaunch), e.g. one tritonserver per rank, started detached.
     CONTEXTS = r"""
-options:
-  mpirun:
-    description: mpirun to use; resolved to an absolute path so remote daemons find Open MPI too.
-    type: str
-    default: mpirun
-  timeout_s:
-    description:
-      - Seconds a start may take until what was started is ready; then the whole launch is killed (its process
-        tree, the ssh clients of remote daemons included) and reported as timed out.
-    type: int
-  mca:
-    description: MCA parameters passed as C(--mca name value).
-    type: dict
-    default: {}
-  env:
-    description: Environment variables set for mpirun and exported to every rank with C(-x).
-    type: dict
-    default: {}
-  extra_args:
-    description: Extra mpirun arguments, placed before the first application context.
-    type: list
-    elements: str
-    default: []
-  tag_output:
-    description:
-      - Pass C(--tag-output), so every line of the launch's log says which rank printed it; a failure then names
-        the rank, its host and its last lines, and the ranks that printed nothing.
-    type: bool
-    default: true
+options: {}  # the launch's options are in LAUNCH; this fragment adds what a per-rank launch is
 notes:
   - The launch goes through the project's one launcher (module_utils/mtrt_launch.py) in its form with one
     application context per rank (C(-n 1 --host host:slots) each, joined by C(:)) and its own hostfile (each
@@ -112,4 +58,39 @@ notes:
     lines), C(left_running) (pids that survived the kill; normally empty), C(explained) (known raw errors with
     C(raw), C(cause) and C(fix)), C(problems), C(stdout_tail) (the log's last lines, untagged) and
     C(stderr_tail) (mpirun's own lines).
+"""
+
+    # extends_documentation_fragment: mtrt_mpirun.launch - the options of every launch, with either of the
+    # fragments above (the placement of mtrt_mpirun's, or mtrt_mpirun.contexts' one context per rank).
+    LAUNCH = r"""
+options:
+  mpirun:
+    description: mpirun to use; resolved to an absolute path so remote daemons find Open MPI too.
+    type: str
+    default: mpirun
+  timeout_s:
+    description:
+      - Bound on the launch in seconds. A launch still running then (a detached start not ready by then) is killed
+        with its whole process tree, the ssh clients of remote daemons included, and reported as timed out.
+    type: int
+  mca:
+    description: MCA parameters passed as C(--mca name value).
+    type: dict
+    default: {}
+  env:
+    description: Environment variables set for mpirun and exported to every rank with C(-x).
+    type: dict
+    default: {}
+  extra_args:
+    description: Extra mpirun arguments, placed before the command (before the first application context).
+    type: list
+    elements: str
+    default: []
+  tag_output:
+    description:
+      - Pass C(--tag-output), so every line (of the output, or of a detached launch's log) says which rank printed
+        it; the result then names the ranks that printed nothing (and their hosts) and keeps each rank's last lines.
+        The parsed stdout is untagged.
+    type: bool
+    default: true
 """

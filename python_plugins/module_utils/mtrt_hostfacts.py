@@ -17,6 +17,8 @@ import re
 import socket
 import stat
 
+from ansible.module_utils.trtllm_command import VERSION_PROBE
+
 # "Open MPI v4.1.4" (ompi_info --version) or "mpirun (Open MPI) 4.1.4" (mpirun --version).
 _OMPI_RE = re.compile(r"(?:^|\n)\s*(?:Open MPI v?|\S+ \(Open MPI\) )(\d+)\.(\d+)(?:\.(\d+))?([^\s,]*)")
 _OMPI_PARSABLE_RE = re.compile(r"^ompi:version:full:(\S+)\s*$", re.MULTILINE)
@@ -25,7 +27,7 @@ HOST_KEY_TYPES = ("ed25519", "ecdsa", "rsa")
 # Run by the ranks' interpreter: its version, mpi4py and the MPI library it is linked to (loaded,
 # never initialised), and the installed TensorRT-LLM (metadata only: importing it takes seconds
 # and needs a GPU).
-PYTHON_PROBE = r"""
+PYTHON_PROBE = VERSION_PROBE + r"""
 import json, platform, sys
 out = {"version": platform.python_version(), "executable": sys.executable, "mpi4py": {"found": False},
        "tensorrt_llm": None, "venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix)}
@@ -39,16 +41,7 @@ try:
                      "vendor": list(MPI.get_vendor()[:1]) + [".".join(map(str, MPI.get_vendor()[1]))]}
 except Exception as exc:
     out["mpi4py"] = {"found": False, "error": "%s: %s" % (type(exc).__name__, exc)}
-try:
-    from importlib import metadata
-    for dist in ("tensorrt_llm", "tensorrt-llm"):
-        try:
-            out["tensorrt_llm"] = metadata.version(dist)
-            break
-        except metadata.PackageNotFoundError:
-            pass
-except Exception:
-    pass
+out["tensorrt_llm"] = _mtrt_trtllm_version()
 print("MTRT-PYFACTS " + json.dumps(out))
 """
 

@@ -54,19 +54,27 @@ class LaunchError(ValueError):
     """A launch that cannot be started as asked (no such hostfile, more ranks than slots...)."""
 
 
-# Options every mpirun-launching module shares; documented once in doc_fragments/mtrt_mpirun.py.
-def argument_spec(timeout_s=120, **own):
-    spec = dict(
-        hostfile=dict(type="path"),
-        hosts=dict(type="list", elements="str"),
-        np=dict(type="int"),
-        python=dict(type="str", default="python3"),
+# Options of every launch (doc fragment mtrt_mpirun.launch).
+def _launch_spec(timeout_s):
+    return dict(
         mpirun=dict(type="str", default="mpirun"),
         timeout_s=dict(type="int", default=timeout_s),
         mca=dict(type="dict", default={}),
         env=dict(type="dict", default={}),
         extra_args=dict(type="list", elements="str", default=[]),
         tag_output=dict(type="bool", default=True),
+    )
+
+
+# Options every mpirun-launching module shares; documented once in doc_fragments/mtrt_mpirun.py (the
+# placement in its DOCUMENTATION, the launch in LAUNCH).
+def argument_spec(timeout_s=120, **own):
+    spec = dict(
+        hostfile=dict(type="path"),
+        hosts=dict(type="list", elements="str"),
+        np=dict(type="int"),
+        python=dict(type="str", default="python3"),
+        **_launch_spec(timeout_s)
     )
     spec.update(own)
     return spec
@@ -374,15 +382,8 @@ _EXEC_WAIT_S = 5.0
 
 
 def context_argument_spec(timeout_s=300, **own):
-    """Options of a launch with one context per rank (documented by the ``mtrt_mpirun.contexts`` fragment)."""
-    spec = dict(
-        mpirun=dict(type="str", default="mpirun"),
-        timeout_s=dict(type="int", default=timeout_s),
-        mca=dict(type="dict", default={}),
-        env=dict(type="dict", default={}),
-        extra_args=dict(type="list", elements="str", default=[]),
-        tag_output=dict(type="bool", default=True),
-    )
+    """Options of a launch with one context per rank (fragments ``mtrt_mpirun.launch`` and ``.contexts``)."""
+    spec = _launch_spec(timeout_s)
     spec.update(own)
     return spec
 

@@ -97,6 +97,7 @@ options:
     default: 300
 extends_documentation_fragment:
   - mtrt_mpirun
+  - mtrt_mpirun.launch
 """
 
 EXAMPLES = r"""

@@ -59,6 +59,7 @@ options:
     default: ""
 extends_documentation_fragment:
   - mtrt_mpirun
+  - mtrt_mpirun.launch
 notes:
   - Supports check mode, in which it reports the command it would run, starts nothing, and returns
     C(rc=null) with C(failed=false).

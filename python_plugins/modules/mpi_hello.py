@@ -31,6 +31,7 @@ options:
     default: true
 extends_documentation_fragment:
   - mtrt_mpirun
+  - mtrt_mpirun.launch
 """
 
 EXAMPLES = r"""

@@ -87,6 +87,7 @@ options:
     elements: str
     default: []
 extends_documentation_fragment:
+  - mtrt_mpirun.launch
   - mtrt_mpirun.contexts
 notes:
   - "Check mode: supported; reports the action (V(started), V(restarted), V(unchanged), V(stopped)) without doing it."

@@ -140,27 +140,18 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.mtrt_proc import run_bounded, tail
-from ansible.module_utils.trtllm_command import (family_dir, gpus_per_node_fix, support,
+from ansible.module_utils.trtllm_command import (VERSION_PROBE, family_dir, gpus_per_node_fix, support,
                                                  version_problem)
 
 EXAMPLES_CANDIDATES = ("/app/tensorrt_llm/examples", "/opt/tensorrt_llm/examples",
                        "/workspace/TensorRT-LLM/examples")
 
 # Runs in the node's Python: find the distribution and the package without importing it.
-PROBE = r"""
+PROBE = VERSION_PROBE + r"""
 import importlib.util, json, os, sys
 out = {"python": sys.executable, "python_version": "%d.%d.%d" % sys.version_info[:3],
        "version": None, "package_dir": None}
-try:
-    from importlib import metadata
-    for name in ("tensorrt_llm", "tensorrt-llm"):
-        try:
-            out["version"] = metadata.version(name)
-            break
-        except metadata.PackageNotFoundError:
-            pass
-except ImportError:
-    pass
+out["version"] = _mtrt_trtllm_version()
 spec = importlib.util.find_spec("tensorrt_llm")
 if spec is not None and spec.origin:
     out["package_dir"] = os.path.dirname(spec.origin)

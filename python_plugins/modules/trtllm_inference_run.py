@@ -94,6 +94,7 @@ options:
     default: 600
 extends_documentation_fragment:
   - mtrt_mpirun
+  - mtrt_mpirun.launch
 notes:
   - "Check mode: supported; runs the checks and returns the command without launching."
 """
