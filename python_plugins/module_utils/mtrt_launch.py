@@ -144,25 +144,36 @@ class Launch:
     def layout(self):
         return ", ".join("%s:%d" % hs for hs in self.hosts)
 
-    def _argv(self):
-        p = self.params
+    def _head(self):
+        """mpirun, ``--allow-run-as-root`` only as root, ``--tag-output`` unless turned off."""
         argv = [self.mpirun]
         if running_as_root():
             argv.append("--allow-run-as-root")
-        if p.get("tag_output", True):
+        if self.params.get("tag_output", True):
             argv.append("--tag-output")
+        return argv
+
+    def _options(self):
+        """The MCA parameters, the exported environment (sorted; the launch's id last) and the extra args."""
+        p = self.params
+        argv = []
+        for key in sorted(p.get("mca") or {}):
+            argv += ["--mca", str(key), str(p["mca"][key])]
+        for name in sorted(n for n in self.env if n != LAUNCH_ID_ENV):
+            argv += ["-x", str(name)]
+        if LAUNCH_ID_ENV in self.env:
+            argv += ["-x", LAUNCH_ID_ENV]
+        return argv + [str(a) for a in p.get("extra_args") or []]
+
+    def _argv(self):
+        p = self.params
+        argv = self._head()
         if p.get("hostfile"):
             argv += ["--hostfile", p["hostfile"]]
         else:
             argv += ["--host", ",".join("%s:%d" % hs for hs in self.hosts)]
         argv += ["-np", str(int(self.np))]
-        for key in sorted(p.get("mca") or {}):
-            argv += ["--mca", str(key), str(p["mca"][key])]
-        for name in sorted(n for n in self.env if n != LAUNCH_ID_ENV):
-            argv += ["-x", str(name)]
-        argv += ["-x", LAUNCH_ID_ENV]
-        argv += [str(a) for a in p.get("extra_args") or []]
-        return argv + self.command
+        return argv + self._options() + self.command
 
     def hosts_of_ranks(self, ranks):
         """``'0-1 on node1, 2 on node2'`` for ``ranks``."""
@@ -427,18 +438,7 @@ class ContextLaunch(Launch):
         self.argv = self._argv()
 
     def _argv(self):
-        p = self.params
-        argv = [self.mpirun]
-        if running_as_root():
-            argv.append("--allow-run-as-root")
-        if p.get("tag_output", True):
-            argv.append("--tag-output")
-        argv += ["--hostfile", self.hostfile]
-        for key in sorted(p.get("mca") or {}):
-            argv += ["--mca", str(key), str(p["mca"][key])]
-        for name in sorted(self.env):
-            argv += ["-x", str(name)]
-        argv += [str(a) for a in p.get("extra_args") or []]
+        argv = self._head() + ["--hostfile", self.hostfile] + self._options()
         slots = dict(self.hosts)
         for rank, (host, command) in enumerate(self.contexts):
             if rank:
