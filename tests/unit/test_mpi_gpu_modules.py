@@ -106,9 +106,9 @@ def test_rank_device_two_ranks_on_one_gpu_fails(run_module, tmp_path):
     """Issue #18: ranks sharing a GPU fail the rank -> GPU check (they were only a warning)."""
     res = run_module(gpu_check, {"check": "rank_device", "hostfile": hostfile(tmp_path), "script": "/x/rd.py",
                                  "gpus_per_node": 1,
-                                 "mpirun": fake_mpirun(tmp_path, "synthesised_h200x1_np2_rank_device.txt")})
+                                 "mpirun": fake_mpirun(tmp_path, "h100x1_np2_rank_device.txt")})
     assert res["failed"] and res["findings"] == [] and len(res["problems"]) == 1
-    assert res["msg"].startswith("Ranks 0, 1 on vm share GPU 0 (GPU-ccc8025b-672c-6d20-754c-51f9d832abf7; rank")
+    assert res["msg"].startswith("Ranks 0, 1 on vm share GPU 0 (GPU-8f77745e-2f36-1421-2882-a72b2ee9e151; rank")
     assert "set node_slots on vm to 1 (the GPUs it has: node_slots <= GPUs on that node)" in res["msg"]
 
 
@@ -151,7 +151,7 @@ def test_nccl_allreduce_format_2(run_module, tmp_path):
 def test_nccl_allreduce_one_rank_is_nothing_to_measure(run_module, tmp_path, nvlink):
     res = run_module(gpu_check, {"check": "nccl_allreduce", "hostfile": hostfile(tmp_path, "vm slots=1\n"),
                                  "script": "/x/ar.py", "nvlink_expected": nvlink, "min_busbw_gbps": 300,
-                                 "mpirun": fake_mpirun(tmp_path, "synthesised_h200x1_nccl_allreduce_v2.txt")})
+                                 "mpirun": fake_mpirun(tmp_path, "h100x1_np1_nccl_allreduce.txt")})
     assert not res["failed"] and res["nothing_to_measure"] is True and res["world_size"] == 1
     assert res["verdict"].startswith("all_reduce over 1 rank: nothing to measure")
     assert "NVLink" not in res["verdict"] and "0.0 GB/s" not in res["verdict"] and res["results"] == []
@@ -162,15 +162,16 @@ def test_nccl_allreduce_one_rank_is_nothing_to_measure(run_module, tmp_path, nvl
 def test_nccl_allreduce_duplicate_gpu_is_explained(run_module, tmp_path):
     """Issue #18: the cause was only in the raw output; now the message names it, its fix and the ranks."""
     res = run_module(gpu_check, {"check": "nccl_allreduce", "hostfile": hostfile(tmp_path), "script": "/x/ar.py",
-                                 "mpirun": fake_mpirun(tmp_path, "synthesised_h200x1_np2_duplicate_gpu.txt", rc=1)})
+                                 "mpirun": fake_mpirun(tmp_path, "h100x1_np2_duplicate_gpu.txt", rc=1)})
     assert res["failed"] and res["rc"] == 1
     assert res["msg"].startswith("no 'MTRT-NCCL-ALLREDUCE' line in the output")
     assert "; rank 1 (vm, cuda:0): DistBackendError: NCCL error in: " in res["msg"]
-    assert ("Cause: ranks 1 and 0 run on the same GPU (bus id 60); NCCL needs one rank per GPU; fix: keep "
+    assert ("Cause: ranks 0 and 1 run on the same GPU (bus id 60); NCCL needs one rank per GPU; fix: keep "
             "node_slots <= the GPUs of each node") in res["msg"]
-    assert "raw: 'vm:2003:2003 [0] NCCL WARN Duplicate GPU detected : rank 1 and rank 0" in res["msg"]
+    assert "NCCL WARN Duplicate GPU detected : rank 0 and rank 1 both on CUDA device 60" in res["msg"]
     assert [e["raw"] for e in res["explained"]] == [
-        "vm:2003:2003 [0] NCCL WARN Duplicate GPU detected : rank 1 and rank 0 both on CUDA device 60"]
+        "[2026-12-07 16:03:19] vm:602:602 [0] init.cc:904 NCCL WARN Duplicate GPU detected : rank 0 and rank 1 "
+        "both on CUDA device 60"]
     assert "; rank 1 (vm, cuda:0): " in res["problems"][0] and "; rank 0 (vm, cuda:0): " in res["problems"][0]
 
 

@@ -7,6 +7,7 @@ import pytest
 from ansible.module_utils.mtrt_explain import KNOWN_ERRORS, explain, format_explained
 from ansible.module_utils.mtrt_gpu import NCCL_ERROR_MARKER, parse_nccl_allreduce, parse_rank_errors
 from ansible.module_utils.mtrt_collectives import OutputError
+from ansible.module_utils.mtrt_launch import split_tagged
 from test_mtrt_gpu import named
 
 # --- raw messages explained ----------------------------------------------------------------------
@@ -136,22 +137,25 @@ def test_explain_nothing_known():
 
 
 def test_explain_duplicate_gpu_capture_once_with_the_raw_nccl_line():
-    """SYNTHESISED fixture: 2 ranks on one GPU; both ranks report it, in both orders, and in their errors."""
-    text = named("synthesised_h200x1_np2_duplicate_gpu.txt")
+    """Real capture (one H100, node_slots 2, --tag-output): both ranks report it, in both orders, and in their
+    errors; the cause is read once, from the text the launcher hands on (tags split off)."""
+    text, _ = split_tagged(named("h100x1_np2_duplicate_gpu.txt"))
     explained = explain(text)
     assert explained == [{
-        "raw": "vm:2003:2003 [0] NCCL WARN Duplicate GPU detected : rank 1 and rank 0 both on CUDA device 60",
-        "cause": "ranks 1 and 0 run on the same GPU (bus id 60); NCCL needs one rank per GPU",
+        "raw": "[2026-12-07 16:03:19] vm:602:602 [0] init.cc:904 NCCL WARN Duplicate GPU detected : rank 0 and "
+               "rank 1 both on CUDA device 60",
+        "cause": "ranks 0 and 1 run on the same GPU (bus id 60); NCCL needs one rank per GPU",
         "fix": "keep node_slots <= the GPUs of each node (lower node_slots, or pin more GPUs with node_gpus); "
                "the rank -> GPU check names the host"}]
     assert format_explained(explained).startswith(
-        "Cause: ranks 1 and 0 run on the same GPU (bus id 60); NCCL needs one rank per GPU; fix: keep node_slots")
-    assert parse_rank_errors(text) == [
-        "rank 1 (vm, cuda:0): DistBackendError: NCCL error in: /pytorch/torch/csrc/distributed/c10d/NCCLUtils.cpp, "
+        "Cause: ranks 0 and 1 run on the same GPU (bus id 60); NCCL needs one rank per GPU; fix: keep node_slots")
+    errors = parse_rank_errors(text)
+    assert errors == [
+        "rank 1 (vm, cuda:0): DistBackendError: NCCL error in: /pytorch/torch/csrc/distributed/c10d/NCCLUtils.cpp:93, "
         "invalid usage (run with NCCL_DEBUG=WARN for details), NCCL version 2.28.9\nncclInvalidUsage: This usually "
         "reflects invalid usage of NCCL library.\nLast error:\nDuplicate GPU detected : rank 1 and rank 0 both on "
-        "CUDA device 60", parse_rank_errors(text)[1]]
-    assert parse_rank_errors(text)[1].startswith("rank 0 (vm, cuda:0): DistBackendError")
+        "CUDA device 60", errors[1]]
+    assert errors[1].startswith("rank 0 (vm, cuda:0): DistBackendError")
     with pytest.raises(OutputError, match="no 'MTRT-NCCL-ALLREDUCE' line"):
         parse_nccl_allreduce(text)
 

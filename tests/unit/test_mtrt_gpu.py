@@ -41,6 +41,18 @@ def test_query_gpu_real_h200():
          "memory_total_mib": 143771, "pci_bus_id": "00000000:00:07.0"}]
 
 
+def test_one_gpu_machine_real_h100():
+    """Real captures on a one-GPU machine: its GPU row, no NVLink at all (`nvlink -s` prints nothing), and
+    one rank on it that finds its GPU."""
+    assert parse_query_gpu(named("h100x1_query_gpu.csv")) == [
+        {"index": 0, "uuid": "GPU-8f77745e-2f36-1421-2882-a72b2ee9e151", "name": "NVIDIA H100 80GB HBM3",
+         "memory_total_mib": 81559, "pci_bus_id": "00000000:00:06.0"}]
+    assert named("h100x1_nvlink_s.txt") == "" and parse_nvlink_status(named("h100x1_nvlink_s.txt")) == {}
+    parsed = parse_rank_device(named("h100x1_np1_rank_device.txt"), expected_world=1)
+    assert parsed["problems"] == [] and parsed["warnings"] == []
+    assert [(r["rank"], r["host"], r["device"], r["exists"]) for r in parsed["ranks"]] == [(0, "vm", 0, True)]
+
+
 @pytest.mark.parametrize("text", ["", "\n", "No devices were found\n"])
 def test_query_gpu_no_devices(text):
     assert parse_query_gpu(text) == []
@@ -166,10 +178,10 @@ def test_rank_device_no_gpu_and_missing_rank():
 
 
 def test_rank_device_two_ranks_on_one_gpu_fail_naming_ranks_host_gpu_and_fix():
-    """Issue #18: node_slots 2 on a node with one H200; this was a warning, now it fails the check."""
-    parsed = parse_rank_device(named("synthesised_h200x1_np2_rank_device.txt"), expected_world=2)
+    """Issue #18: node_slots 2 on a node with one GPU (real capture, one H100); this was a warning, now it fails."""
+    parsed = parse_rank_device(named("h100x1_np2_rank_device.txt"), expected_world=2)
     assert parsed["problems"] == [
-        "Ranks 0, 1 on vm share GPU 0 (GPU-ccc8025b-672c-6d20-754c-51f9d832abf7; rank % gpus_per_node 1; vm has "
+        "Ranks 0, 1 on vm share GPU 0 (GPU-8f77745e-2f36-1421-2882-a72b2ee9e151; rank % gpus_per_node 1; vm has "
         "1 GPU); NCCL refuses two ranks on one GPU ('Duplicate GPU detected') and TensorRT-LLM needs one rank "
         "per GPU: set node_slots on vm to 1 (the GPUs it has: node_slots <= GPUs on that node) or give vm 2 "
         "GPUs (node_gpus)"]
@@ -313,7 +325,7 @@ def test_real_cpu_gloo_capture_format_2():
     assert "NVLink" not in verdict
 
 
-@pytest.mark.parametrize("name", ["synthesised_h200x1_nccl_allreduce_v2.txt", "cpu_gloo_np1_nccl_allreduce.txt"])
+@pytest.mark.parametrize("name", ["h100x1_np1_nccl_allreduce.txt", "cpu_gloo_np1_nccl_allreduce.txt"])
 def test_one_rank_is_nothing_to_measure_not_zero_percent_of_nvlink(name):
     parsed = parse_nccl_allreduce(named(name), expected_world=1)
     assert parsed["nothing_to_measure"] is True and parsed["rows"] == [] and parsed["largest"] == {}
