@@ -4,8 +4,9 @@
 Stages 10 to 50 (the node image, the network, the keys and rendered files, the node containers, the SSH
 mesh check) are a function of their inputs: every setting as the plays see it, the project's own files,
 the base image. At the end of stage 40, a run that ran all of them records their inputs' digest and what
-they left (the node image's and the network's IDs, every container's ID and state, every file of the
-state directory's ``cluster/``, ``ssh/`` and ``hostkeys/`` with its sha256 and mode). The next run's
+they left (the base image's ID as it is then - stage 10 may have just built it -, the node image's and the
+network's IDs, every container's ID and state, every file of the state directory's ``cluster/``, ``ssh/``
+and ``hostkeys/`` with its sha256 and mode). The next run's
 preflight computes the digest again and compares the record with docker's listing and the files: when
 all of it holds, those stages are *settled* and their plays match no host; anything that differs (a
 setting, a project file, a container stopped or replaced, a file edited or removed, the base image
@@ -33,7 +34,7 @@ STATE_PARTS = ("cluster", "ssh", "hostkeys")
 RECORDED_BY = ("10_node_image.yml", "20_cluster_network.yml", "30_ssh_keys.yml", "35_mpi_config.yml",
                "40_node_containers.yml")
 RECORD = "settled.json"
-VERSION = 1
+VERSION = 2
 _IMPORT_KEYS = ("import_playbook", "ansible.builtin.import_playbook")
 
 
@@ -136,22 +137,31 @@ def _network_id(listing, name):
     return None
 
 
-def docker_outputs(listing, image_ref, network, names):
-    """What stages 10, 20 and 40 left, as docker's listing shows it."""
+def base_image_ids(listing, base):
+    """IDs of the base image: ``base`` (``cluster_image_base``; no tag means ``:latest``), or where it is empty
+    the images the node image stage built as a base (label ``mtrt.role=base``)."""
+    wanted = base if ":" in base.rsplit("/", 1)[-1] else base + ":latest"
+    return sorted(i.get("Id") for i in listing.get("images") or []
+                  if (wanted in (i.get("RepoTags") or []) if base
+                      else (i.get("Labels") or {}).get("mtrt.role") == "base"))
+
+
+def docker_outputs(listing, image_ref, network, names, base=""):
+    """What stages 10, 20 and 40 left (and the base image they built on), as docker's listing shows it."""
     containers = {}
     for entry in listing.get("containers") or []:
         for name in entry.get("Names") or []:
             if name.lstrip("/") in names:
                 containers[name.lstrip("/")] = {"id": entry.get("Id"), "state": entry.get("State"),
                                                 "image": entry.get("ImageID")}
-    return {"image": _image_id(listing, image_ref), "network": _network_id(listing, network),
-            "containers": containers}
+    return {"base": base_image_ids(listing, base), "image": _image_id(listing, image_ref),
+            "network": _network_id(listing, network), "containers": containers}
 
 
-def make_record(digest, listing, image_ref, network, names, state_dir):
+def make_record(digest, listing, image_ref, network, names, state_dir, base=""):
     """The record stage 40 writes when every stage before it ran in this run."""
     return {"version": VERSION, "digest": digest, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "docker": docker_outputs(listing, image_ref, network, names), "files": state_files(state_dir)}
+            "docker": docker_outputs(listing, image_ref, network, names, base), "files": state_files(state_dir)}
 
 
 def same_record(a, b):
@@ -160,14 +170,16 @@ def same_record(a, b):
     return strip(a) == strip(b)
 
 
-def verdict(record, digest, listing, image_ref, network, names, state_dir):
+def verdict(record, digest, listing, image_ref, network, names, state_dir, base=""):
     """``(settled, reason)``: whether the record still describes this cluster for these inputs."""
     if not record or record.get("version") != VERSION:
         return False, "no record of a run that brought every stage up"
     if record.get("digest") != digest:
-        return False, "a setting, a project file or the base image changed since %s" % record.get("at")
-    now = docker_outputs(listing, image_ref, network, names)
+        return False, "a setting or a project file changed since %s" % record.get("at")
+    now = docker_outputs(listing, image_ref, network, names, base)
     was = record.get("docker") or {}
+    if now["base"] != was.get("base"):
+        return False, "the base image %s is not the one recorded" % (base or "(label mtrt.role=base)")
     if not now["image"] or now["image"] != was.get("image"):
         return False, "the node image %s is not the one recorded" % image_ref
     if not now["network"] or now["network"] != was.get("network"):

@@ -279,6 +279,6 @@ def settled_verdict(values, nodes, facts, inputs):
     ok, reason = settled.verdict(inputs.get("record"), inputs["digest"], facts["docker"],
                                  "%s:%s" % (values.get("cluster_image_name"), values.get("cluster_name")),
                                  values.get("cluster_network_name"), [n["name"] for n in nodes],
-                                 values.get("cluster_state_dir"))
+                                 values.get("cluster_state_dir"), values.get("cluster_image_base") or "")
     return {"ok": ok, "reason": reason, "digest": inputs["digest"], "full_run": bool(inputs.get("full_run")),
             "stages": [key for _number, key in settled.STAGES] if ok else []}

@@ -24,6 +24,7 @@ ARGUMENT_SPEC = dict(
     cluster=dict(type="str", required=True),
     state_dir=dict(type="path", required=True),
     image=dict(type="str", required=True),
+    base=dict(type="str", default=""),
     network=dict(type="str", required=True),
     nodes=dict(type="list", elements="str", required=True),
 )
@@ -41,7 +42,7 @@ class ActionModule(SpecAction):
         except facts.DockerUnavailable as exc:
             raise AnsibleActionFail("node_containers_settled: the docker engine cannot be asked: %s" % exc)
         record = settled.make_record(params["digest"], listing, params["image"], params["network"],
-                                     params["nodes"], params["state_dir"])
+                                     params["nodes"], params["state_dir"], params["base"])
         if settled.same_record(settled.read_record(params["state_dir"]), record):
             return dict(result, msg="already recorded")
         os.makedirs(params["state_dir"], mode=0o700, exist_ok=True)

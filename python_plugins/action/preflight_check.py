@@ -124,18 +124,11 @@ class ActionModule(ActionBase):
         asked = sorted(set(task_vars.get("ansible_run_tags") or ["all"]) & stage_tags)
         if asked:
             return {"asked": asked}
-        base = values.get("cluster_image_base") or ""
-        wanted = base if ":" in base.rsplit("/", 1)[-1] else base + ":latest"
-        images = found["docker"].get("images") or []
-        bases = sorted(i.get("Id") for i in images
-                       if (wanted in (i.get("RepoTags") or []) if base
-                           else (i.get("Labels") or {}).get("mtrt.role") == "base"))
         parts = {
             "settings": values,
             # Every stage-role variable as the plays see it (the inventory's and -e's included).
             "roles": {name: self._safe_template(task_vars[name]) for name in specs["roles"] if name in task_vars},
             "project": settled.project_digest(_PROJECT_DIR),
-            "base_images": bases,
             "ansible": ansible_version,
         }
         state_dir = values.get("cluster_state_dir")

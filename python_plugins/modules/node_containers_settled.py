@@ -14,7 +14,8 @@ description:
   - Runs inside the controller process (an action plugin), at the end of stage 40 in docker mode, in a run
     that ran every stage up to it (no C(--tags)).
   - Writes C(<state_dir>/settled.json) (0600) - the digest of the stages' inputs that preflight computed in this
-    run, the node image's and the network's IDs and every node container's ID, state and image as docker lists
+    run, the base image's ID as it is now (stage 10 may have just built it), the node image's and the
+    network's IDs and every node container's ID, state and image as docker lists
     them now, and the sha256 and mode of every file of the state directory's C(cluster/), C(ssh/) and
     C(hostkeys/). The next run's preflight compares it with what it finds (C(mpi_trt_ansible.settled)) and,
     when all of it holds, gives stages 10 to 50 no host.
@@ -38,6 +39,12 @@ options:
     description: The node image reference.
     type: str
     required: true
+  base:
+    description:
+      - The base image of the node image (C(cluster_image_base)); empty means the offline base stage 10 builds
+        (label C(mtrt.role=base)).
+    type: str
+    default: ""
   network:
     description: The cluster network.
     type: str
@@ -56,6 +63,7 @@ EXAMPLES = r"""
     cluster: "{{ cluster_name }}"
     state_dir: "{{ cluster_state_dir }}"
     image: "mtrt-node:{{ cluster_name }}"
+    base: "{{ cluster_image_base }}"
     network: "{{ cluster_network_name }}"
     nodes: "{{ cluster_nodes | map(attribute='name') | list }}"
 """

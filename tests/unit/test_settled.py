@@ -16,7 +16,8 @@ IMAGE, NETWORK, NODES = "mtrt-node:mtrt", "network_my", ["node1", "node2"]
 
 def listing(**change):
     containers = [{"Names": ["/%s" % n], "Id": "c-%s" % n, "State": "running", "ImageID": "sha256:img"} for n in NODES]
-    out = {"images": [{"Id": "sha256:img", "RepoTags": [IMAGE]}, {"Id": "sha256:base", "RepoTags": ["mtrt-base:x"]}],
+    out = {"images": [{"Id": "sha256:img", "RepoTags": [IMAGE], "Labels": {"mtrt.role": "node"}},
+                      {"Id": "sha256:base", "RepoTags": ["mtrt-base:x"], "Labels": {"mtrt.role": "base"}}],
            "networks": [{"Name": NETWORK, "Id": "net1"}], "containers": containers}
     for key, value in change.items():
         out[key] = value
@@ -42,7 +43,7 @@ def verdict(record, state_dir, digest="d1", **change):
 
 def test_a_cluster_as_recorded_is_settled_and_the_record_covers_what_the_stages_wrote(state):
     record = settled.make_record("d1", listing(), IMAGE, NETWORK, NODES, str(state))
-    assert record["docker"] == {"image": "sha256:img", "network": "net1", "containers": {
+    assert record["docker"] == {"base": ["sha256:base"], "image": "sha256:img", "network": "net1", "containers": {
         n: {"id": "c-%s" % n, "state": "running", "image": "sha256:img"} for n in NODES}}
     assert sorted(record["files"]) == ["cluster/hostfile", "cluster/known_hosts", "hostkeys/node1_ed25519.pub",
                                        "ssh/id_ed25519"]
@@ -52,8 +53,9 @@ def test_a_cluster_as_recorded_is_settled_and_the_record_covers_what_the_stages_
 
 
 @pytest.mark.parametrize("change, says", [
-    ({"digest": "d2"}, "a setting, a project file or the base image changed"),
-    ({"images": [{"Id": "sha256:other", "RepoTags": [IMAGE]}]}, "the node image mtrt-node:mtrt is not the one recorded"),
+    ({"digest": "d2"}, "a setting or a project file changed"),
+    ({"images": [{"Id": "sha256:other", "RepoTags": [IMAGE]}, listing()["images"][1]]},
+     "the node image mtrt-node:mtrt is not the one recorded"),
     ({"networks": [{"Name": NETWORK, "Id": "net2"}]}, "the network network_my is not the one recorded"),
     ({"containers": []}, "node container node1 is not the one recorded"),
 ])
@@ -91,6 +93,29 @@ def test_a_file_edited_removed_or_with_another_mode_runs_the_stages(state):
     record = settled.make_record("d1", listing(), IMAGE, NETWORK, NODES, str(state))
     (state / "shared" / "user-model.bin").write_text("changed by the user")
     assert verdict(record, state)[0]
+
+
+def test_the_base_image_is_compared_as_it_was_when_recorded(state):
+    """Regression (CI, 2026-12-07): a first run that builds the offline base in stage 10 recorded a digest with
+    no base in it, and the next run, finding the base, was never settled. The base's ID is now read when the
+    record is written, beside the node image's."""
+    nobase = [listing()["images"][0]]
+    ok, _ = verdict(settled.make_record("d1", listing(), IMAGE, NETWORK, NODES, str(state)), state)
+    assert ok  # recorded after stage 10 built the base: the next run finds it as recorded
+    record = settled.make_record("d1", listing(), IMAGE, NETWORK, NODES, str(state))
+    rebuilt = listing()["images"][:1] + [{"Id": "sha256:base2", "RepoTags": ["mtrt-base:x"],
+                                          "Labels": {"mtrt.role": "base"}}]
+    assert verdict(record, state, images=rebuilt) == (
+        False, "the base image (label mtrt.role=base) is not the one recorded")
+    assert not verdict(record, state, images=nobase)[0]
+    # A named base (cluster_image_base, no tag: latest): its ID, not the label's.
+    images = listing()["images"] + [{"Id": "sha256:trt", "RepoTags": ["nvcr.io/trt:latest"]}]
+    record = settled.make_record("d1", listing(images=images), IMAGE, NETWORK, NODES, str(state), base="nvcr.io/trt")
+    assert record["docker"]["base"] == ["sha256:trt"]
+    assert settled.verdict(record, "d1", listing(images=images), IMAGE, NETWORK, NODES, str(state), "nvcr.io/trt")[0]
+    reloaded = listing()["images"] + [{"Id": "sha256:trt2", "RepoTags": ["nvcr.io/trt:latest"]}]
+    assert settled.verdict(record, "d1", listing(images=reloaded), IMAGE, NETWORK, NODES, str(state),
+                           "nvcr.io/trt") == (False, "the base image nvcr.io/trt is not the one recorded")
 
 
 def test_no_record_an_old_format_or_other_nodes_run_the_stages(state):
