@@ -64,13 +64,18 @@ def local_problems(nodes, host_gpus, cuda_visible_devices=None):
     Nothing pins GPUs to a local node (``node_gpus`` [] there): its GPUs are the host's, narrowed by
     CUDA_VISIBLE_DEVICES. Where it sees any, the GPU stage (75) runs, and TensorRT-LLM where it is there:
     more ranks (node_slots) than GPUs would put two ranks on one GPU. A node with GPUs pinned is judged
-    by :func:`layout_problems`. Returns [{variable, value, message, fix, host}].
+    by :func:`layout_problems`, and its ids must be GPUs this machine has (a real one-GPU run with
+    ``node_gpus: [0, 1]`` otherwise passed preflight, ran the hello and the collectives, and failed in stage
+    75). Returns [{variable, value, message, fix, host}].
     """
     visible = visible_gpus(host_gpus, cuda_visible_devices)
     problems = []
     for node in nodes or []:
         name, slots = node.get("name"), node.get("slots")
-        if node.get("gpus") or isinstance(slots, bool) or not isinstance(slots, int):
+        if node.get("gpus"):
+            problems += _pinned_here(node, host_gpus)
+            continue
+        if isinstance(slots, bool) or not isinstance(slots, int):
             continue
         if not visible or slots <= len(visible):
             continue
@@ -89,3 +94,26 @@ def local_problems(nodes, host_gpus, cuda_visible_devices=None):
                    "(CUDA_VISIBLE_DEVICES, in the environment of ansible-playbook)." % (count, name, slots),
         })
     return problems
+
+
+def _pinned_here(node, host_gpus):
+    """A local node's pinned ids (``node_gpus``) against the GPUs nvidia-smi lists on this machine."""
+    name, gpus = node.get("name"), node.get("gpus")
+    if not isinstance(gpus, list):
+        return []  # the layout rule names the malformed value
+    variable = "node_gpus (%s)" % name
+    if not host_gpus:
+        return [{"variable": variable, "value": gpus, "host": name,
+                 "message": "%s is %r, but this machine (local mode) shows no GPU: nvidia-smi is missing or lists "
+                            "none." % (variable, gpus),
+                 "fix": "Install the NVIDIA driver here, or set node_gpus: [] on host %s (the hello and the "
+                        "collectives still run)." % name}]
+    missing = [g for g in gpus if isinstance(g, int) and not isinstance(g, bool) and g >= 0 and g not in host_gpus]
+    if not missing:
+        return []
+    return [{"variable": variable, "value": gpus, "host": name,
+             "message": "%s is %r, but this machine (local mode) has no GPU %s: nvidia-smi lists GPU%s %s."
+                        % (variable, gpus, ", ".join(map(str, missing)), "" if len(host_gpus) == 1 else "s",
+                           ", ".join(map(str, host_gpus))),
+             "fix": "Use ids from %r in node_gpus on host %s (and at most that many node_slots)."
+                    % (host_gpus, name)}]

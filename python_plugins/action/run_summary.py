@@ -29,6 +29,8 @@ class ActionModule(SpecAction):
 
     def compute(self, params, task_vars):
         given = params["cluster"]
-        cluster = dict(given, nodes=[{"name": n.get("name"), "ip": n.get("ip")} for n in given["nodes"]
-                                     if isinstance(n, dict)])
+        # Each node's address; a node without one (local mode) by the host mpirun reaches it as.
+        cluster = dict(given, nodes=[dict({"name": n.get("name"), "ip": n.get("ip")},
+                                          **({} if n.get("ip") else {"mpi_host": n.get("mpi_host")}))
+                                     for n in given["nodes"] if isinstance(n, dict)])
         return dict(changed=False, mtrt_kind="run_summary", cluster=cluster, msg=cluster_sentence(cluster))

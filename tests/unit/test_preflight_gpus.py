@@ -84,6 +84,21 @@ def test_cuda_visible_devices_is_respected_in_local_mode(monkeypatch):
     assert local_problems([{"name": "gpu0", "slots": 2, "gpus": [0]}], host_gpus, "1") == []  # pinned: layout rule
 
 
+def test_pinned_gpus_this_machine_lacks_are_refused_in_local_mode(monkeypatch):
+    """A real one-GPU run (H100, 2026-12-07) with node_gpus [0, 1] passed preflight and failed in stage 75."""
+    rows = [line.split(", ") for line in (FIXTURES / "gpu" / "h100x1_query_gpu.csv").read_text().splitlines()]
+    host_gpus = captured_host_gpus(monkeypatch, rows)
+    assert host_gpus == [0]
+    assert local_problems([{"name": "gpu0", "slots": 2, "gpus": [0, 1]}], host_gpus) == [{
+        "variable": "node_gpus (gpu0)", "value": [0, 1], "host": "gpu0",
+        "message": "node_gpus (gpu0) is [0, 1], but this machine (local mode) has no GPU 1: nvidia-smi lists GPU 0.",
+        "fix": "Use ids from [0] in node_gpus on host gpu0 (and at most that many node_slots)."}]
+    assert local_problems([{"name": "gpu0", "slots": 1, "gpus": [0]}], host_gpus) == []
+    none = local_problems([{"name": "gpu0", "slots": 1, "gpus": [0]}], [])
+    assert [p["variable"] for p in none] == ["node_gpus (gpu0)"] and "shows no GPU" in none[0]["message"]
+    assert "set node_gpus: [] on host gpu0" in none[0]["fix"]
+
+
 def test_local_mode_preflight_refuses_gpu_sharing_and_gives_trtllm_the_visible_gpus():
     v = view()
     v["values"].update(cluster_mode="local", cluster_mpi_launcher="node1", cluster_ssh_user="mtrt")

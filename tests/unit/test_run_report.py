@@ -738,6 +738,12 @@ def test_run_summary_action_and_the_summary_it_gets_printed(run_action, tmp_path
                 "192.168.123.0/24; shared dir /srv/shared -> /TRTDir; launcher node1.")
     assert result["msg"] == sentence
 
+    # Local mode (a real one-GPU run said "gpu0=-"): a node without an address is named by its MPI host.
+    local = {"name": "mtrt-local", "mode": "local", "launcher": "gpu0",
+             "nodes": [{"name": "gpu0", "ip": "", "mpi_host": "localhost", "slots": 1, "gpus": [0]}]}
+    assert run_action(load_action("run_summary"), {"cluster": local}, name="run_summary")["msg"] == (
+        "Cluster mtrt-local (local mode): 1 node gpu0=localhost; launcher gpu0.")
+
     callback_loader.add_directory(str(PLUGINS / "callback"))
     callback = callback_loader.get("run_report")
     callback.set_options(direct={"report_dir": str(tmp_path), "run_id": "r2"})

@@ -62,7 +62,8 @@ def cluster_sentence(cluster):
     nodes = [n for n in cluster.get("nodes") or [] if isinstance(n, dict)]
     text = "Cluster %s (%s mode): %d node%s %s" % (
         cluster.get("name"), cluster.get("mode"), len(nodes), "" if len(nodes) == 1 else "s",
-        ", ".join("%s=%s" % (n.get("name"), n.get("ip") or "-") for n in nodes))
+        # The node's address; local mode has none, so the host mpirun reaches it by (localhost).
+        ", ".join("%s=%s" % (n.get("name"), n.get("ip") or n.get("mpi_host") or "-") for n in nodes))
     network = cluster.get("network") or {}
     if network.get("name"):
         text += "; network %s %s" % (network["name"], network.get("subnet") or "")
