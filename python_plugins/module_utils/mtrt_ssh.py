@@ -59,17 +59,25 @@ def ssh_argv(hops, command, connect_timeout=5):
     return argv + list(command)
 
 
-def wait_for_port(host, port, deadline, connector=None, sleep=time.sleep, clock=time.monotonic, poll_s=0.05):
+def wait_for_port(host, port, deadline, connector=None, sleep=time.sleep, clock=time.monotonic, poll_s=0.05,
+                  errors=None):
     """Poll until ``host:port`` accepts a TCP connection or the deadline passes; True when it did.
 
     Far cheaper than an ssh attempt, so a node whose sshd is still starting is noticed within
-    ``poll_s`` of listening instead of after a retry back-off.
+    ``poll_s`` of listening instead of after a retry back-off. ``errors``: a list that gets the last
+    connection error's words (``Connection refused``, ``No route to host``, ...) when it never opened.
     """
-    connector = connector or _connect
     while True:
-        if connector(host, port, max(0.05, min(1.0, deadline - clock()))):
+        timeout = max(0.05, min(1.0, deadline - clock()))
+        if connector is not None:
+            error = None if connector(host, port, timeout) else "Connection timed out"
+        else:
+            error = _connect_error(host, port, timeout)
+        if error is None:
             return True
         if clock() >= deadline:
+            if errors is not None:
+                errors.append(error)
             return False
         sleep(poll_s)
 
@@ -78,14 +86,21 @@ def probe(hops, deadline, connect_timeout=5, runner=None, sleep=time.sleep, cloc
           connector=None):
     """Run ``hostname`` through ``hops`` until it answers or the deadline passes.
 
-    With ``port``, first waits (until the deadline) for the first hop to accept TCP connections on it.
-    Returns dict(ok, hops, answered_as, attempts, seconds, cause, fix).
+    With ``port``, first waits (until the deadline) for the first hop to accept TCP connections on it;
+    when it never does, the first hop is down and no ssh runs (``first_hop_down``: the caller need not
+    check that hop again). Returns dict(ok, hops, answered_as, attempts, seconds, cause, fix).
     """
     runner = runner or _run
     started = clock()
     attempts = 0
     if port:
-        wait_for_port(hops[0], port, deadline, connector=connector, sleep=sleep, clock=clock)
+        errors = []
+        if not wait_for_port(hops[0], port, deadline, connector=connector, sleep=sleep, clock=clock, errors=errors):
+            # The words ssh itself would print, so the cause reads the same as an ssh failure's.
+            err = "ssh: connect to host %s port %d: %s" % (hops[0], port, errors[-1] if errors else "timed out")
+            _kind, cause, fix = classify_ssh_error(err, hops[0])
+            return dict(ok=False, hops=list(hops), answered_as=None, attempts=0, first_hop_down=True,
+                        seconds=round(clock() - started, 3), cause=cause, fix=fix, stderr=err)
     while True:
         attempts += 1
         rc, out, err = runner(ssh_argv(hops, ["hostname"], connect_timeout), connect_timeout * len(hops) + 5)
@@ -100,12 +115,15 @@ def probe(hops, deadline, connect_timeout=5, runner=None, sleep=time.sleep, cloc
         sleep(min(0.1 * attempts, 1.0))
 
 
-def _connect(host, port, timeout):
+def _connect_error(host, port, timeout):
+    """None when ``host:port`` accepts a TCP connection, else the error's words."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+            return None
+    except socket.timeout:
+        return "Connection timed out"
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def _run(argv, timeout):

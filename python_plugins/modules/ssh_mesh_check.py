@@ -127,7 +127,11 @@ def _attribute(peers, ring, deadline, connect, port):
     n = len(peers)
     suspects = sorted({i for i, res in enumerate(ring) if not res["ok"]}
                       | {(i + 1) % n for i, res in enumerate(ring) if not res["ok"]})
-    checked = dict(zip(suspects, _check_all([[peers[i]] for i in suspects], deadline, connect, port=port)))
+    # A peer whose own chain found its sshd port closed is down: that is its direct result already.
+    known = {i: dict(ring[i], hops=[peers[i]]) for i in suspects if ring[i].get("first_hop_down")}
+    ask = [i for i in suspects if i not in known]
+    checked = dict(zip(ask, _check_all([[peers[i]] for i in ask], deadline, connect, port=port)))
+    checked.update(known)
     direct = []
     for i, peer in enumerate(peers):
         if i in checked:

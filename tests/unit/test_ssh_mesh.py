@@ -117,6 +117,45 @@ def test_probe_waits_for_the_port_then_retries_transient_ssh_failures():
     assert result["ok"] is True and result["attempts"] == 2 and result["answered_as"] == "n1"
 
 
+def test_a_port_that_never_opens_ends_the_probe_without_ssh_naming_the_first_hop():
+    """A stopped node: its sshd port never opens. No ssh attempt follows the wait (one cost 3-5 s more, per
+    phase of the check), and the cause reads as ssh's own would, for the first hop."""
+    clock = Clock()
+    ran = []
+    result = probe(["n2", "n1"], deadline=10, runner=lambda argv, t: ran.append(argv), sleep=clock.sleep,
+                   clock=clock, port=22, connector=lambda *a: False)
+    assert ran == [] and result["ok"] is False and result["first_hop_down"] is True and result["attempts"] == 0
+    assert result["cause"] == "n2 did not answer in time" and 10 <= clock.t < 10.2
+    assert result["stderr"] == "ssh: connect to host n2 port 22: Connection timed out"
+
+
+def test_wait_for_port_reports_the_real_connection_error():
+    import socket
+    with socket.socket() as sock:  # a loopback port nobody listens on: refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    errors = []
+    assert wait_for_port("127.0.0.1", port, deadline=0, errors=errors) is False
+    assert errors == ["Connection refused"]
+    kind, cause, _fix = classify_ssh_error("ssh: connect to host n1 port 22: " + errors[0], "n1")
+    assert cause == "sshd on n1 is not accepting connections"
+
+
+def test_a_node_whose_port_never_opened_is_not_checked_again(run_module, monkeypatch):
+    class Down(FakeSSH):
+        def __call__(self, hops, *a, **k):
+            if hops[0] == "n3":
+                self.calls.append(list(hops))
+                return dict(ok=False, hops=list(hops), answered_as=None, attempts=0, seconds=10.0,
+                            first_hop_down=True, cause="no route to n3", fix="check the node")
+            return super().__call__(hops, *a, **k)
+    fake = Down(broken={"n3"})
+    result = run(run_module, monkeypatch, fake)
+    assert result["failed_peers"] == ["n3"] and "n3: no route to n3" in result["msg"]
+    # n2 (its chain into n3 failed) is checked directly; n3 is not probed a second time
+    assert sorted(c[0] for c in fake.calls if len(c) == 1) == ["n2", "n4"]
+
+
 def test_probe_gives_up_at_once_on_a_changed_host_key():
     clock = Clock()
     result = probe(["n1", "n2"], deadline=60, runner=lambda argv, t: (255, "", "Host key verification failed.\r\n"),
