@@ -31,7 +31,9 @@ pytestmark = pytest.mark.skipif(not _has_mpi(), reason="needs mpirun and %s with
 
 def mpirun(script, np, *args, env=None):
     launch = mtrt_launch.Launch({"hosts": ["localhost:%d" % np], "np": np, "env": env or {}, "tag_output": False,
-                                 "extra_args": ["--oversubscribe", "--mca", "btl", "self,vader,tcp"]},
+                                 "extra_args": ["--oversubscribe", "--mca", "btl", "self,vader,tcp",
+                                                 # more ranks than this machine has cores: yield, do not spin
+                                                 "--mca", "mpi_yield_when_idle", "1"]},
                                 [PYTHON, script] + list(args))
     return subprocess.run(launch.argv, capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, **(env or {})))

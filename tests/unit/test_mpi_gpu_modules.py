@@ -228,7 +228,9 @@ SCRIPT = str(ROOT / "roles/mpi_collectives/files/mtrt_collectives.py")
 
 def collectives_args(tmp_path, **extra):
     args = {"hostfile": hostfile(tmp_path, "localhost slots=3\n"), "script": SCRIPT, "python": "/usr/bin/python3",
-            "max_bytes": 4096, "iterations": 3, "extra_args": ["--oversubscribe"], "mca": {"btl": "self,vader,tcp"}}
+            "max_bytes": 4096, "iterations": 3, "extra_args": ["--oversubscribe"],
+            # more ranks than this machine has cores: yield, do not spin
+            "mca": {"btl": "self,vader,tcp", "mpi_yield_when_idle": "1"}}
     args.update(extra)
     return args
 
@@ -296,7 +298,9 @@ def allreduce_args(tmp_path, np, **extra):
     args = {"check": "nccl_allreduce", "hosts": ["localhost:%d" % np], "script": ALLREDUCE,
             "python": "/usr/bin/python3", "backend": "gloo", "master_addr": "127.0.0.1", "master_port": free_port(),
             "min_bytes": 1024, "max_bytes": 16384, "iterations": 3, "max_iterations": 50, "target_s": 0.02,
-            "warmup": 2, "timeout_s": 120, "extra_args": ["--oversubscribe"], "mca": {"btl": "self,vader,tcp"}}
+            "warmup": 2, "timeout_s": 120, "extra_args": ["--oversubscribe"],
+            # more ranks than this machine has cores: yield, do not spin
+            "mca": {"btl": "self,vader,tcp", "mpi_yield_when_idle": "1"}}
     args.update(extra)
     return args
 
