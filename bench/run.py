@@ -276,7 +276,9 @@ class Bench:
             recap = parse_recap(out)
             failed = sum(h["failed"] + h["unreachable"] for h in recap.values())
             changed = sum(h["changed"] for h in recap.values())
-            hello = "%d/%d ranks" % (n * self.args.slots, n * self.args.slots) in out
+            # stage 99's summary line: every rank answered (e.g. "hello on bn1: world_size=4 ... missing=none")
+            hello = bool(re.search(r"^\s*hello on \S+: world_size=%d .*missing=none$" % (n * self.args.slots),
+                                   out, re.M))
             ok = rc == 0 and failed == 0 and bool(recap) and hello
             self.record(kind, n, rep, secs, ok, changed=changed,
                         changed_hosts=sorted(h for h, c in recap.items() if c["changed"]))
