@@ -22,6 +22,11 @@ LABEL_HASH = "mtrt.spec_hash"
 # The document the hash is taken of, as compact JSON: says what changed when the hash differs.
 LABEL_SPEC = "mtrt.spec"
 
+def tagged(ref):
+    """An image reference as docker's listing spells it in RepoTags: without a tag, ``:latest``."""
+    return ref if ":" in ref.rsplit("/", 1)[-1] else ref + ":latest"
+
+
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
 _ULIMIT_RE = re.compile(r"^([a-z_]+):(-?\d+):(-?\d+)$")

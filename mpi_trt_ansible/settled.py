@@ -23,6 +23,8 @@ import os
 import stat
 import time
 
+from mpi_trt_ansible.containers import tagged
+
 # The stages a settled run skips: (number, key), in order.
 STAGES = (("10", "node_image"), ("20", "cluster_network"), ("30", "ssh_keys"), ("35", "mpi_config"),
           ("40", "node_containers"), ("50", "ssh_mesh"))
@@ -140,7 +142,7 @@ def _network_id(listing, name):
 def base_image_ids(listing, base):
     """IDs of the base image: ``base`` (``cluster_image_base``; no tag means ``:latest``), or where it is empty
     the images the node image stage built as a base (label ``mtrt.role=base``)."""
-    wanted = base if ":" in base.rsplit("/", 1)[-1] else base + ":latest"
+    wanted = tagged(base)
     return sorted(i.get("Id") for i in listing.get("images") or []
                   if (wanted in (i.get("RepoTags") or []) if base
                       else (i.get("Labels") or {}).get("mtrt.role") == "base"))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib
 
 from mpi_trt_ansible import settled
+from mpi_trt_ansible.containers import tagged
 from mpi_trt_ansible.preflight import contract, gpus, model, runtime, topology
 from mpi_trt_ansible.preflight.problems import format_problems, with_host
 
@@ -112,7 +113,7 @@ def _image_problems(values, facts):
     images = (facts.get("docker") or {}).get("images") or []
     tags = {tag for image in images for tag in image.get("RepoTags") or []}
     if base:
-        wanted = base if ":" in base.rsplit("/", 1)[-1] else base + ":latest"
+        wanted = tagged(base)
         if wanted not in tags:
             return [{"variable": "cluster_image_base", "value": base,
                      "message": "cluster_image_base %r is not on the docker host, and nothing is pulled." % base,

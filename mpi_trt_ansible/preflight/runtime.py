@@ -30,6 +30,7 @@ import random
 import shutil
 import subprocess
 
+from mpi_trt_ansible.containers import tagged
 from mpi_trt_ansible.fileio import atomic_write
 from mpi_trt_ansible.trtllm import VERSION_PROBE
 
@@ -223,7 +224,7 @@ def offline_base(python):
 
 def image_id(listing, ref):
     """The ID of image ``ref`` (name[:tag]) in a docker listing, or None."""
-    wanted = ref if ":" in ref.rsplit("/", 1)[-1] else ref + ":latest"
+    wanted = tagged(ref)
     for image in (listing or {}).get("images") or []:
         if wanted in (image.get("RepoTags") or []) or ref == image.get("Id"):
             return image.get("Id")

@@ -177,3 +177,10 @@ def test_the_report_lists_settled_stages_with_their_progress_notes():
     assert [(s["number"], s["key"], s["status"]) for s in report["stages"]] == [("00", "preflight", "ok")] + [
         (n, k, "settled") for n, k in settled.STAGES]
     assert "settled" in mtrt_report.summary_lines(report)[3]
+
+
+def test_an_image_reference_without_a_tag_is_latest_even_behind_a_registry_port():
+    from mpi_trt_ansible.containers import tagged
+    assert tagged("nvcr.io/trt") == "nvcr.io/trt:latest" and tagged("trt:1.2") == "trt:1.2"
+    assert tagged("registry:5000/trt") == "registry:5000/trt:latest"
+    assert tagged("registry:5000/trt:0.9") == "registry:5000/trt:0.9"
