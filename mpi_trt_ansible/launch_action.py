@@ -24,6 +24,7 @@ import time
 from ansible.plugins.action import ActionBase
 
 from mpi_trt_ansible import diagnose
+from mpi_trt_ansible.preflight import facts
 
 # The ssh check's own bound; within a launch's stage deadline it gets what is left, at least the floor.
 SSH_CHECK_TIMEOUT_S = 10
@@ -122,8 +123,7 @@ class LaunchAction(ActionBase):
         """``docker inspect``, the last log lines and the ``oom`` events since ``since`` (epoch seconds, the
         launch's start) of each node's container, from the controller."""
         try:
-            import docker
-            client = docker.APIClient(version="auto", timeout=10)
+            docker, client = facts.docker_client(timeout_s=10)
         except Exception:  # noqa: BLE001 - no engine reachable: nothing more to say
             return None, None, None
         inspects, logs, ooms = {}, {}, {}

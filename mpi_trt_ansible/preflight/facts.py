@@ -117,6 +117,21 @@ class DockerUnavailable(RuntimeError):
     """The docker engine could not be asked."""
 
 
+def docker_client(docker_host=None, timeout_s=30):
+    """``(docker, client)``: the Docker SDK and one API client of the docker engine this controller
+    drives (``docker_host``, else ``DOCKER_HOST``, else the local socket). Every in-process docker call of
+    the project connects here. Raises DockerUnavailable (the SDK missing, the engine not answering)."""
+    try:
+        import docker  # the Docker SDK (requirements.txt)
+    except ImportError as exc:  # pragma: no cover - requirements.txt installs it
+        raise DockerUnavailable("the Docker SDK for Python is not installed (%s): run scripts/bootstrap.sh" % exc)
+    try:
+        return docker, docker.APIClient(base_url=docker_host or os.environ.get("DOCKER_HOST") or
+                                        "unix:///var/run/docker.sock", version="auto", timeout=timeout_s)
+    except docker.errors.DockerException as exc:
+        raise DockerUnavailable(str(exc))
+
+
 def docker_listing(cluster, docker_host=None, timeout_s=30):
     """This cluster's containers, every image and every network of the local docker engine.
 
@@ -124,20 +139,14 @@ def docker_listing(cluster, docker_host=None, timeout_s=30):
     ``/networks``), which docker_host_info also returns and the stages read. One in-process client
     (the Docker SDK), no module run. Raises DockerUnavailable with the engine's own words.
     """
+    docker, client = docker_client(docker_host, timeout_s)
     try:
-        import docker  # the Docker SDK (requirements.txt)
-    except ImportError as exc:  # pragma: no cover - requirements.txt installs it
-        raise DockerUnavailable("the Docker SDK for Python is not installed (%s): run scripts/bootstrap.sh" % exc)
-    try:
-        client = docker.APIClient(base_url=docker_host or os.environ.get("DOCKER_HOST") or
-                                  "unix:///var/run/docker.sock", version="auto", timeout=timeout_s)
-        try:
-            return {
-                "containers": client.containers(all=True, filters={"label": "mtrt.cluster=%s" % cluster}),
-                "images": client.images(),
-                "networks": client.networks(),
-            }
-        finally:
-            client.close()
+        return {
+            "containers": client.containers(all=True, filters={"label": "mtrt.cluster=%s" % cluster}),
+            "images": client.images(),
+            "networks": client.networks(),
+        }
     except docker.errors.DockerException as exc:
         raise DockerUnavailable(str(exc))
+    finally:
+        client.close()

@@ -32,6 +32,7 @@ import subprocess
 
 from mpi_trt_ansible.containers import tagged
 from mpi_trt_ansible.fileio import atomic_write
+from mpi_trt_ansible.preflight import facts
 from mpi_trt_ansible.trtllm import VERSION_PROBE
 
 MARKER = "MTRT-PREFLIGHT-PROBE "
@@ -103,15 +104,10 @@ def probe_image(image, python, label="", timeout_s=120, docker_host=None):
     an answer without ``found`` carries the ``error`` that kept the probe from running.
     """
     try:
-        import docker  # the Docker SDK (requirements.txt)
-    except ImportError as exc:  # pragma: no cover - requirements.txt installs it
-        return {"error": "the Docker SDK for Python is not installed (%s)" % exc}
-    name = "mtrt-preflight-probe-%d-%06d" % (os.getpid(), random.randrange(10 ** 6))
-    try:
-        client = docker.APIClient(base_url=docker_host or os.environ.get("DOCKER_HOST") or
-                                  "unix:///var/run/docker.sock", version="auto", timeout=timeout_s)
-    except docker.errors.DockerException as exc:
+        docker, client = facts.docker_client(docker_host, timeout_s)
+    except facts.DockerUnavailable as exc:
         return {"error": str(exc)}
+    name = "mtrt-preflight-probe-%d-%06d" % (os.getpid(), random.randrange(10 ** 6))
     try:
         client.create_container(image, name=name, entrypoint=[python, "-c", PROBE], network_disabled=True,
                                 labels={"mtrt.probe_of": label or "preflight"},
