@@ -187,189 +187,21 @@ decided_from:
   type: str
 """
 
-import json
-import os
-import re
-import time
-from concurrent.futures import ThreadPoolExecutor
-
-from ansible.module_utils.mtrt_containers import (
-    LABEL_CLUSTER, SpecError, bind_sources, create_body, fingerprint_doc, normalize_spec, plan)
-from ansible.module_utils.mtrt_fileio import sha256_of
-from ansible.module_utils.mtrt_ssh import wait_for_port
+from ansible.module_utils.mtrt_containers_run import ARGUMENT_SPEC, MIN_API_VERSION, Failed, converge
 from ansible_collections.community.docker.plugins.module_utils.common_api import (
     AnsibleDockerClient, RequestException)
 from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException, NotFound
 
-_SPEC_OPTIONS = dict(
-    name=dict(type="str", required=True), hostname=dict(type="str"), image=dict(type="str"),
-    network=dict(type="str"), ip=dict(type="str"), etc_hosts=dict(type="dict"),
-    binds=dict(type="list", elements="str"), shm_size=dict(type="str"),
-    ulimits=dict(type="list", elements="str"), env=dict(type="dict"), labels=dict(type="dict"),
-    gpus=dict(type="list", elements="int"), restart_policy=dict(type="str", default="unless-stopped"),
-    hash_files=dict(type="list", elements="str"), ipc=dict(type="str"), devices=dict(type="list", elements="str"),
-    cap_add=dict(type="list", elements="str"))
-
-
-def _list(client, filters):
-    return client.get_json("/containers/json", params={"all": 1, "filters": json.dumps(filters)})
-
-
-def _apply(client, item, spec, cluster, doc, state):
-    """Carry out one planned action; returns an error string or None."""
-    action, cid = item["action"], item.get("id")
-    try:
-        if action in ("remove", "recreate"):
-            try:
-                client.delete_call("/containers/{0}", cid, params={"force": 1})
-            except NotFound:
-                pass
-        if action in ("create", "recreate"):
-            created = client.post_json_to_json("/containers/create", data=create_body(spec, cluster, doc),
-                                               params={"name": spec["name"]})
-            cid = item["id"] = created["Id"]
-        if action == "unpause":
-            client.post_call("/containers/{0}/unpause", cid)
-        elif action == "start" or (action in ("create", "recreate") and state == "started"):
-            client.post_call("/containers/{0}/start", cid)
-    except (DockerException, RequestException) as exc:
-        return str(exc)
-    return None
-
 
 def main():
-    client = AnsibleDockerClient(
-        argument_spec=dict(
-            cluster=dict(type="str", required=True),
-            state=dict(type="str", default="started", choices=["started", "present", "absent"]),
-            prune=dict(type="bool", default=True),
-            create_dirs=dict(type="list", elements="path", default=[]),
-            parallel=dict(type="int", default=16),
-            containers=dict(type="list", elements="dict", required=True, options=_SPEC_OPTIONS),
-            scope=dict(type="dict", default={}),
-            wait_port=dict(type="int", default=0),
-            wait_timeout_s=dict(type="int", default=60),
-        ),
-        supports_check_mode=True,
-        min_docker_api_version="1.40",
-    )
+    client = AnsibleDockerClient(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                                 min_docker_api_version=MIN_API_VERSION)
     module = client.module
-    params = module.params
-    started_at = time.monotonic()
-    cluster, state = params["cluster"], params["state"]
-    result = dict(mtrt_kind="node_containers", changed=False, containers=[], counts={}, image_id="",
-                  duration_s=0.0, decided_from="docker", created_dirs=[], port_ready_s=None)
-
     try:
-        # Removal needs only the names; everything else is checked where it is used.
-        specs = ([{"name": c["name"]} for c in params["containers"]] if state == "absent" else
-                 [normalize_spec({k: v for k, v in c.items() if v is not None}) for c in params["containers"]])
-    except SpecError as exc:
-        module.fail_json(msg=str(exc), **result)
-    names = [s["name"] for s in specs]
-    if len(set(names)) != len(names):
-        module.fail_json(msg="container names repeat: %s" % ", ".join(sorted({n for n in names if names.count(n) > 1})),
-                         **result)
-
-    image_ids, network_ids, docs = {}, {}, {}
-    try:
-        if state != "absent":
-            result["created_dirs"] = [d for d in params["create_dirs"] if not os.path.isdir(d)]
-            if not module.check_mode:
-                for path in result["created_dirs"]:
-                    os.makedirs(path, mode=0o755, exist_ok=True)
-                    os.chmod(path, 0o755)
-            missing = sorted({p for s in specs for p in bind_sources(s) if not os.path.exists(p)}
-                             - set(result["created_dirs"]))
-            # In check mode the earlier stages wrote nothing: what they would make is not an error here.
-            if missing and not module.check_mode:
-                module.fail_json(msg="bind source(s) missing on the docker host: %s. Run the stages that create "
-                                     "them first (ssh_keys renders the keys and configuration; the shared "
-                                     "directory is created by the node_containers role)." % ", ".join(missing),
-                                 **result)
-            for ref in sorted({s["image"] for s in specs}):
-                try:
-                    image_ids[ref] = client.get_json("/images/{0}/json", ref)["Id"]
-                except NotFound:
-                    if not module.check_mode:
-                        module.fail_json(msg="image %s is not on the docker host and nothing is pulled: run the "
-                                             "node_image stage (ansible-playbook site.yml --tags node_image)" % ref,
-                                         **result)
-                    image_ids[ref] = None
-            for net in sorted({s["network"] for s in specs}):
-                try:
-                    network_ids[net] = client.get_json("/networks/{0}", net)["Id"]
-                except NotFound:
-                    if not module.check_mode:
-                        module.fail_json(msg="network %s does not exist: run the cluster_network stage first" % net,
-                                         **result)
-                    network_ids[net] = None
-            digests = {p: sha256_of(p) for p in sorted({p for s in specs for p in s["hash_files"]})}
-            docs = {s["name"]: fingerprint_doc(s, image_ids[s["image"]], digests) for s in specs}
-        listed = _list(client, {"label": ["%s=%s" % (LABEL_CLUSTER, cluster)]})
-        if names:
-            seen = {e["Id"] for e in listed}
-            listed += [e for e in _list(client, {"name": ["^/%s$" % re.escape(n) for n in names]})
-                       if e["Id"] not in seen]
-    except (DockerException, RequestException) as exc:
-        module.fail_json(msg="docker API error while reading the cluster: %s" % exc, **result)
-
-    actions, conflicts = plan(specs, listed, cluster, state, image_ids, network_ids, docs,
-                              prune=params["prune"], scope=params["scope"])
-    if conflicts and state != "absent":
-        module.fail_json(msg="; ".join(conflicts), **result)
-    for conflict in conflicts:
-        module.warn("left alone: " + conflict)
-    spec_by_name = {s["name"]: s for s in specs}
-    todo = [a for a in actions if a["action"] != "none"]
-    for a in actions:
-        a["ok"] = True
-        if a["name"] in spec_by_name and state != "absent":
-            a["ip"] = spec_by_name[a["name"]].get("ip")
-    result["image_id"] = (next(iter(image_ids.values()), "") or "") if len(image_ids) == 1 else ""
-    result["changed"] = bool(todo or result["created_dirs"])
-    if module._diff:
-        result["diff"] = {
-            "before": {a["name"]: ("absent" if a["action"] == "create" else "present") for a in todo},
-            "after": {a["name"]: ("absent" if a["action"] == "remove" else "%s (%s)" % (
-                a["action"], "; ".join(a["reasons"]))) for a in todo},
-        }
-
-    if todo and not module.check_mode:
-        def work(item):
-            spec = spec_by_name.get(item["name"])
-            return item, _apply(client, item, spec, cluster, docs.get(item["name"]), state)
-
-        with ThreadPoolExecutor(max_workers=max(1, min(params["parallel"], len(todo)))) as pool:
-            for item, error in pool.map(work, todo):
-                if error:
-                    item["ok"] = False
-                    item["error"] = error
-
-    result["containers"] = actions
-    for a in actions:
-        result["counts"][a["action"]] = result["counts"].get(a["action"], 0) + 1
-    failed = [a for a in actions if not a["ok"]]
-    if failed:
-        result["duration_s"] = round(time.monotonic() - started_at, 3)
-        module.fail_json(msg="docker refused %d of %d container change(s): %s" % (
-            len(failed), len(todo), "; ".join("%s (%s): %s" % (a["name"], a["action"], a["error"]) for a in failed)),
-            **result)
-    started = [a for a in todo if a["action"] != "remove" and a.get("ip")]
-    if params["wait_port"] and state == "started" and started and not module.check_mode:
-        waited = time.monotonic()
-        deadline = waited + params["wait_timeout_s"]
-        with ThreadPoolExecutor(max_workers=max(1, min(32, len(started)))) as pool:
-            answered = list(pool.map(lambda a: wait_for_port(a["ip"], params["wait_port"], deadline), started))
-        silent = [(a["name"], a["ip"]) for a, ok in zip(started, answered) if not ok]
-        result["port_ready_s"] = round(time.monotonic() - waited, 3)
-        if silent:
-            result["duration_s"] = round(time.monotonic() - started_at, 3)
-            module.fail_json(msg="%s started, but nothing accepted connections on port %d within %ds: %s. Its sshd "
-                                 "did not come up: read docker logs <container>." % (
-                                     ", ".join(n for n, _ip in silent), params["wait_port"], params["wait_timeout_s"],
-                                     ", ".join("%s at %s" % (n, ip) for n, ip in silent)), **result)
-    result["duration_s"] = round(time.monotonic() - started_at, 3)
+        result = converge(client, module.params, check_mode=module.check_mode, diff=module._diff,
+                          errors=(DockerException, RequestException), not_found=NotFound, warn=module.warn)
+    except Failed as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
     module.exit_json(**result)
 
 

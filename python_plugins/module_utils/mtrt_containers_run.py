@@ -1,0 +1,1 @@
+../../mpi_trt_ansible/containers_run.py
