@@ -83,6 +83,9 @@ class ActionModule(ActionBase):
 
         hostvars, groups = task_vars.get("hostvars") or {}, task_vars.get("groups") or {}
         host_values, node_values, role_values, docker_host_values = {}, {}, {}, {}
+        # Nodes whose inventory sets no ansible_connection (the role gives them their mode's), each with
+        # the interpreter it sets, if any: read here, where every host's own values are read anyway.
+        unconnected = []
         node_names = list(groups.get("nodes") or [])
         docker_hosts = set(groups.get("docker_hosts") or []) | {n.get("docker_host") for n in nodes
                                                                  if isinstance(n, dict) and n.get("docker_host")}
@@ -99,6 +102,10 @@ class ActionModule(ActionBase):
                 role_values[host] = {k: self._safe_template(v) for k, v in set_roles.items()}
             if host in node_names:
                 node_values[host] = {k: self._safe_template(raw[k]) for k in keys if k in specs["node"]}
+                if "ansible_connection" not in raw:
+                    python = raw.get("ansible_python_interpreter")
+                    unconnected.append({"name": host,
+                                        "python": self._safe_template(python) if python is not None else None})
             if host in docker_hosts:
                 docker_host_values[host] = {k: self._safe_template(raw[k]) for k in keys if k in specs["docker_host"]}
         # A host that sets nothing sees the project default, rendered as the plays render it.
@@ -113,6 +120,7 @@ class ActionModule(ActionBase):
         }
         view["settled"] = self._settled_inputs(values, specs, task_vars, view["facts"])
         result.update(preflight.check(view))
+        result["unconnected_nodes"] = unconnected
         return result
 
     def _settled_inputs(self, values, specs, task_vars, found):

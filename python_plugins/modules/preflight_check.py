@@ -107,6 +107,14 @@ stage_hosts:
   returned: always
   type: dict
   sample: {launcher: [node1], gpu: [node1], trtllm: [node1], nodes_run: true}
+unconnected_nodes:
+  description:
+    - The nodes whose inventory (or C(-e)) sets no C(ansible_connection), each with the C(ansible_python_interpreter)
+      it sets (C(python), null when none); the preflight role gives them their mode's connection.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: node1, python: null}]
 msg:
   description: One message listing every problem, numbered, each with its fix.
   returned: always
