@@ -4,7 +4,8 @@
 bash floor.
 
 One run does, for every N (default 2, 4, 8, 16 nodes, 2 MPI slots each) and every repeat
-(default 3), interleaved so that machine noise hits both sides:
+(default 3), interleaved so that machine noise hits both sides, each step after a sync and a short
+settling pause outside its clock (``--settle-s``, so that one step's leftovers do not land on the next):
 
   floor up      bench/floor.sh up N     (network, N containers, keys, one mpirun of 2N ranks)
   floor down    bench/floor.sh down N
@@ -182,9 +183,23 @@ def children_cpu():
     return ru.ru_utime + ru.ru_stime
 
 
+# Seconds every timed step waits, after a sync, before its clock starts (--settle-s): the step before it
+# (a teardown dockerd is still finishing, containers that just started, page-cache writeback on
+# fuse-overlayfs) must not land on it. The same for the floor's steps and ours.
+SETTLE_S = 0.0
+
+
+def settle():
+    if SETTLE_S > 0:
+        os.sync()
+        time.sleep(SETTLE_S)
+
+
 def timed(argv, env, log_path: Path, timeout):
     """(wall seconds, rc, output); the step's CPU seconds (ansible/bash and their children, not dockerd)
-    are left in ``timed.cpu_s``: on a busy 2-core box they vary less than the wall time."""
+    are left in ``timed.cpu_s``: on a busy 2-core box they vary less than the wall time. The machine
+    settles first (:func:`settle`), outside the measured time."""
+    settle()
     c0 = children_cpu()
     t0 = time.monotonic()
     try:
@@ -543,10 +558,11 @@ def markdown(data):
     lines = ["# Bring-up benchmark %s" % data["date"][:10], "",
              "`.venv/bin/python bench/run.py %s` (issues #8, #17). Ours = `ansible-playbook site.yml --skip-tags %s` "
              "(preflight and summary always run); floor = `bench/floor.sh` (%s). %d repeat(s) per point, "
-             "floor and ours interleaved. Seconds as median (min); ratios of medians."
+             "floor and ours interleaved; every step starts after a sync and %.1f s of settling (not timed). "
+             "Seconds as median (min); ratios of medians."
              % (" ".join(data["config"]["argv"]), data["config"].get("skip_tags", data["config"].get("tags")),
                 "network, N x docker run in parallel, one docker exec with one mpirun of 2N ranks",
-                data["config"]["repeats"]), "",
+                data["config"]["repeats"], data["config"].get("settle_s", 0.0)), "",
              "Project measured: `%s`; nodes reached with `%s`; our names %s on %s, floor %s on %s."
              % (os.path.relpath(data["config"]["project"], ROOT) if data["config"]["project"].startswith(str(ROOT))
                 else data["config"]["project"], data["config"].get("node_connection"), data["config"].get("node_names"),
@@ -608,6 +624,9 @@ def main(argv=None):
     p.add_argument("--results-dir", help="also write bench-<date>.{json,png,md} there (e.g. docs/results)")
     p.add_argument("--keep-image", action="store_true", help="keep mtrt-node:<cluster> at the end")
     p.add_argument("--step-timeout", type=int, default=900)
+    p.add_argument("--settle-s", type=float, default=2.0,
+                   help="seconds every timed step waits (after a sync) before its clock starts, so that the "
+                        "step before it does not land on it (default 2; --quick: 0)")
     p.add_argument("--cluster", default="mtrt-bench", help="our cluster name (network <cluster>-net)")
     p.add_argument("--subnet", default="192.168.151", help="our /24 (first three octets)")
     # Not "b": docker resolves a name it does not find as a container ID prefix, and b1..b8 are hex,
@@ -623,10 +642,10 @@ def main(argv=None):
     p.add_argument("--floor-subnet", default="192.168.150")
     p.add_argument("--floor-prefix", default="bfl", help="floor container names (keep a non-hex letter)")
     args = p.parse_args(argv)
-    global PROJECT
+    global PROJECT, SETTLE_S
     PROJECT = Path(args.project).resolve()
     if args.quick:
-        args.nodes, args.repeats = "2", 1
+        args.nodes, args.repeats, args.settle_s = "2", 1, 0.0
         if args.profile_nodes == 8:
             args.profile_nodes = 2
     if args.replot:
@@ -636,6 +655,7 @@ def main(argv=None):
         src.with_suffix(".md").write_text(markdown(data))
         print("redrew %s and %s" % (src.with_suffix(".png"), src.with_suffix(".md")))
         return 0
+    SETTLE_S = max(0.0, args.settle_s)
     ns = sorted({int(x) for x in args.nodes.split(",")})
     if max(ns) > 200 or args.repeats < 1:
         p.error("N must be at most 200 and repeats at least 1")
@@ -644,6 +664,7 @@ def main(argv=None):
     date = dt.datetime.now().astimezone()
     data = {"schema": 1, "date": date.isoformat(timespec="seconds"), "machine": machine_info(),
             "config": {"nodes": ns, "repeats": args.repeats, "slots": args.slots, "skip_tags": args.skip_tags,
+                       "settle_s": SETTLE_S,
                        "argv": sys.argv[1:] if argv is None else argv, "quick": args.quick,
                        "cluster": args.cluster, "network": "%s-net %s.0/24" % (args.cluster, args.subnet),
                        "floor_network": "%s %s.0/24" % (args.floor_net, args.floor_subnet),
