@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import time
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
-from mpi_trt_ansible import diagnose
+from mpi_trt_ansible import diagnose, direct
 from mpi_trt_ansible.preflight import facts
 
 # The ssh check's own bound; within a launch's stage deadline it gets what is left, at least the floor.
@@ -54,7 +55,7 @@ class LaunchAction(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         started, started_wall = time.monotonic(), time.time()
-        result.update(self._execute_module(module_args=dict(self._task.args), task_vars=task_vars))
+        result.update(self._launch(task_vars))
         if not result.get("failed") or self._task.check_mode or "ranks_silent" not in result:
             return result
         timed_out = bool(result.get("timed_out"))
@@ -97,6 +98,41 @@ class LaunchAction(ActionBase):
             result["msg"] += (" Every node runs and answers ssh, so a rank hung: the SSH mesh check and a "
                               "second launch cannot help and are skipped.")
         return result
+
+    def _launch(self, task_vars):
+        """The module's result: from a direct launch where it may run (``mpi_trt_ansible.direct``), else
+        from the module run."""
+        name = self._task.action.rsplit(".", 1)[-1]
+        args = dict(self._task.args)
+        interpreter = self._var(task_vars, "ansible_python_interpreter")
+        why_not = direct.eligible(self._task, self._connection, self._play_context, interpreter)
+        wanted = self._var(task_vars, "cluster_mpi_direct_launch")  # None outside the project's plays: on
+        if not why_not and wanted is not None and not boolean(wanted, strict=False):
+            why_not = "cluster_mpi_direct_launch is false"
+        path = None if why_not else self._shared_loader_obj.module_loader.find_plugin(name)
+        if not why_not and not path:
+            why_not = "module %s not found" % name
+        if not why_not:
+            try:
+                return self._direct(name, interpreter, direct.prepare(name, path, args,
+                                                                      check_mode=self._task.check_mode))
+            except direct.NotDirect as exc:
+                why_not = str(exc)  # bad arguments: the module run reports them, as it always did
+        result = self._execute_module(module_args=args, task_vars=task_vars)
+        result.update(mtrt_direct=False, mtrt_direct_why=why_not)
+        return result
+
+    def _direct(self, name, interpreter, text):
+        """Run a prepared direct launch through the task's connection (the interpreter reads stdin)."""
+        res = self._low_level_execute_command("%s -" % interpreter, in_data=text.encode("utf-8"), sudoable=False)
+        found = direct.result_of(res.get("stdout"))
+        if found is None:
+            return {"failed": True, "changed": False, "rc": res.get("rc"), "mtrt_direct": True,
+                    "msg": "%s: the direct launch on %s printed no result (rc=%s): %s" % (
+                        name, self._task.delegate_to or "the launcher", res.get("rc"),
+                        (res.get("stderr") or res.get("stdout") or "").strip()[-2000:] or "(no output)")}
+        found["mtrt_direct"] = True
+        return found
 
     def _bound(self, result):
         try:

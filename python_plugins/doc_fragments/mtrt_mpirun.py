@@ -41,6 +41,11 @@ notes:
     on which host, and what was stopped where.
   - Supports check mode, in which it reports the command it would run, starts nothing, and returns
     C(rc=null) with C(failed=false).
+  - A module that defines C(SPEC) and C(run(module)) (C(mpi_hello), C(mpi_collectives)) is launched directly
+    where the connection allows (docker, local; no become, no task environment, not in check mode, and
+    C(cluster_mpi_direct_launch) not false), its code run by the launcher's Python without a module run
+    (C(mpi_trt_ansible/direct.py)); the result then also carries C(mtrt_direct=true), else C(mtrt_direct=false)
+    and C(mtrt_direct_why).
 """
 
     # extends_documentation_fragment: mtrt_mpirun.contexts - a launch with one application context per

@@ -120,30 +120,31 @@ mpi_library:
   returned: always
   type: str"""
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils import mtrt_launch
 from ansible.module_utils.mtrt_collectives import MARKER, format_table, parse_collectives
 from ansible.module_utils.mtrt_proc import tail
 
 KIND = "mpi_collectives"
 FAULT_ENV = "MTRT_COLLECTIVES_INJECT_FAULT"
+# The module's options; also what the controller validates against before a direct launch
+# (mpi_trt_ansible/direct.py), which runs run() without Ansible on the launcher.
+SPEC = dict(
+    argument_spec=mtrt_launch.argument_spec(
+        timeout_s=300,
+        script=dict(type="path", required=True),
+        min_bytes=dict(type="int", default=16),
+        max_bytes=dict(type="int", default=16 << 20),
+        factor=dict(type="int", default=4),
+        iterations=dict(type="int", default=20),
+        warmup=dict(type="int", default=2),
+        row_budget_s=dict(type="float", default=0.2),
+        inject_fault=dict(type="str", default="")),
+    required_one_of=[("hostfile", "hosts")],
+)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=mtrt_launch.argument_spec(
-            timeout_s=300,
-            script=dict(type="path", required=True),
-            min_bytes=dict(type="int", default=16),
-            max_bytes=dict(type="int", default=16 << 20),
-            factor=dict(type="int", default=4),
-            iterations=dict(type="int", default=20),
-            warmup=dict(type="int", default=2),
-            row_budget_s=dict(type="float", default=0.2),
-            inject_fault=dict(type="str", default="")),
-        required_one_of=[("hostfile", "hosts")],
-        supports_check_mode=True,
-    )
+def run(module):
+    """The collectives on ``module`` (an AnsibleModule, or the direct launch's stand-in with the same calls)."""
     p = module.params
     env = dict(p["env"])
     if p["inject_fault"]:
@@ -159,10 +160,10 @@ def main():
                     "iterations >= 1" % (p["min_bytes"], p["max_bytes"], p["factor"], p["iterations"])]
         return []
 
-    def judge(run, launch, result):
+    def judge(run_, launch, result):
         # The per-size records are long: keep them out of the tail people read.
-        result["stdout_tail"] = tail("\n".join(line for line in run["stdout"].splitlines() if MARKER not in line))
-        parsed = parse_collectives(run["stdout"], expected_world=launch.np)
+        result["stdout_tail"] = tail("\n".join(line for line in run_["stdout"].splitlines() if MARKER not in line))
+        parsed = parse_collectives(run_["stdout"], expected_world=launch.np)
         result.update((k, parsed[k]) for k in ("world_size", "hosts", "mpi_library", "results", "failures",
                                                "largest_busbw"))
         result["table"] = format_table(parsed["results"], ops=(None, "SUM"))
@@ -174,6 +175,12 @@ def main():
                            advice="raise timeout_s (cluster_mpi_timeout_s) or lower max_bytes (mpi_collectives_max_bytes)",
                            defaults=dict(world_size=0, hosts=[], mpi_library=None, results=[], table=[],
                                          largest_busbw={}, failures=[]))
+
+
+def main():
+    from ansible.module_utils.basic import AnsibleModule
+
+    run(AnsibleModule(supports_check_mode=True, **SPEC))
 
 
 if __name__ == "__main__":

@@ -77,27 +77,28 @@ missing_ranks:
   type: list
   elements: int"""
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.mpi_output import parse_hello
 from ansible.module_utils import mtrt_launch
 
 KIND = "mpi_hello"
+# The module's options; also what the controller validates against before a direct launch
+# (mpi_trt_ansible/direct.py), which runs run() without Ansible on the launcher.
+SPEC = dict(
+    argument_spec=mtrt_launch.argument_spec(
+        timeout_s=120,
+        script=dict(type="path", required=True),
+        check_placement=dict(type="bool", default=True)),
+    required_one_of=[("hostfile", "hosts")],
+)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=mtrt_launch.argument_spec(
-            timeout_s=120,
-            script=dict(type="path", required=True),
-            check_placement=dict(type="bool", default=True)),
-        required_one_of=[("hostfile", "hosts")],
-        supports_check_mode=True,
-    )
+def run(module):
+    """The hello on ``module`` (an AnsibleModule, or the direct launch's stand-in with the same calls)."""
     params = module.params
 
-    def judge(run, launch, result):
+    def judge(run_, launch, result):
         placement = launch.placement if params["check_placement"] else None
-        parsed = parse_hello(run["stdout"], launch.np, placement)
+        parsed = parse_hello(run_["stdout"], launch.np, placement)
         result.update(parsed)
         return parsed["problems"]
 
@@ -105,6 +106,12 @@ def main():
                            bound_name="cluster_mpi_timeout_s",
                            defaults=dict(world_size=0, expected_world_size=params["np"] or 0, ranks=[],
                                          ranks_per_host={}, missing_ranks=[]))
+
+
+def main():
+    from ansible.module_utils.basic import AnsibleModule
+
+    run(AnsibleModule(supports_check_mode=True, **SPEC))
 
 
 if __name__ == "__main__":
