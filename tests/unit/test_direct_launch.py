@@ -70,13 +70,16 @@ def test_arguments_are_validated_as_the_module_would():
         direct.validate(spec, {"hosts": ["n1:2"], "script": "/s.py", "colour": "red"})
 
 
+# A node's Python has no Ansible; local mode runs the controller's, which has it (the boot code uses
+# the real ansible.module_utils package there and adds the project's names to it).
+@pytest.mark.parametrize("python", [NODE_PYTHON, sys.executable], ids=["node-python", "controller-python"])
 @pytest.mark.parametrize("capture, rc", [("hello_singleton_np2_tagged.stdout", 0),
                                          ("hello_rank2_exits_tagged.stdout", 3)])
-def test_a_direct_launch_gives_the_module_runs_result(run_module, tmp_path, capture, rc):
+def test_a_direct_launch_gives_the_module_runs_result(run_module, tmp_path, capture, rc, python):
     hosts = ["localhost:2"] if "np2" in capture else ["node1:2", "node2:2"]
     args = {"hosts": hosts, "script": SCRIPT, "mpirun": replay(tmp_path, capture, rc)}
     by_module = run_module(mpi_hello, args)
-    by_direct = run_direct("mpi_hello", args)
+    by_direct = run_direct("mpi_hello", args, python=python)
     assert by_module["failed"] and by_direct["failed"]
     assert comparable(by_direct) == comparable(by_module)
 
