@@ -34,4 +34,4 @@ ansible-lint --offline
 ansible-playbook --syntax-check site.yml playbooks/teardown.yml >/dev/null
 
 echo "== tests"
-python -m pytest tests/unit tests/integration -ra
+python -m pytest tests/unit tests/integration -ra --durations=25
